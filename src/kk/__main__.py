@@ -1,0 +1,3 @@
+from kk.cli import main
+
+main()

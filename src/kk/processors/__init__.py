@@ -1,0 +1,1 @@
+"""Job processors, one module per built-in queue."""

@@ -1,0 +1,40 @@
+"""What a processor is: an async function of a BullMQ job and a context.
+
+Processors live apart from the HTTP layer; they only see the job and what the context
+gives them. A user registers one of their own with a queue's `processor` setting
+("package.module:function") and, optionally, a pydantic `payload` model that validates the
+job data when it is added through the API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from bullmq import Job
+    from redis.asyncio import Redis
+
+    from kk.queues.service import QueueService
+    from kk.settings import Settings
+
+
+@dataclass
+class JobContext:
+    settings: Settings
+    redis: Redis
+    queues: QueueService
+
+
+Processor = Callable[["Job", JobContext], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class ProcessorSpec:
+    process: Processor
+    payload: type[BaseModel] | None = None
+    # The job name used when a client adds without naming one.
+    default_job_name: str = "job"

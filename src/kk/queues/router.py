@@ -1,0 +1,124 @@
+"""HTTP routes of /api/queues: parse, call the service, wrap in the contract's envelope."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+
+from kk.errors import AppError, ErrorCode
+from kk.queues.schemas import (
+    AddEmailJob,
+    AddJob,
+    AddJobResult,
+    CleanableStatus,
+    CleanResult,
+    JobStatus,
+    JobView,
+    Ok,
+    QueueStats,
+)
+from kk.queues.service import QueueService
+from kk.schemas import Envelope
+from kk.security import require_admin, require_read
+
+router = APIRouter(prefix="/api/queues", tags=["queues"])
+
+QueueName = Annotated[str, Path(min_length=1, max_length=200)]
+JobId = Annotated[str, Path(min_length=1, max_length=200)]
+
+
+def get_queue_service(request: Request) -> QueueService:
+    return request.app.state.queues
+
+
+Service = Annotated[QueueService, Depends(get_queue_service)]
+
+
+def checked_queue(queueName: QueueName, service: Service) -> str:
+    """Resolve the queue first, so a bad name wins over a bad body or query."""
+    service.queue(queueName)
+    return queueName
+
+
+CheckedQueue = Annotated[str, Depends(checked_queue)]
+
+
+@router.get("/stats", dependencies=[Depends(require_read)])
+async def all_stats(service: Service) -> Envelope[list[QueueStats]]:
+    return Envelope(data=await service.stats_many(service.names))
+
+
+@router.get("/{queueName}/stats", dependencies=[Depends(require_read)])
+async def queue_stats(queueName: CheckedQueue, service: Service) -> Envelope[QueueStats]:
+    return Envelope(data=await service.stats(queueName))
+
+
+@router.get("/{queueName}/jobs", dependencies=[Depends(require_read)])
+async def list_jobs(
+    queueName: CheckedQueue,
+    service: Service,
+    status: JobStatus = JobStatus.waiting,
+    start: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    end: Annotated[int, Query(ge=0, le=10_000_000)] = 50,
+) -> Envelope[list[JobView]]:
+    if end < start:
+        raise AppError(ErrorCode.VALIDATION_ERROR, "end must be greater than or equal to start")
+    if end - start + 1 > service.settings.max_page_size:
+        raise AppError(
+            ErrorCode.VALIDATION_ERROR,
+            f"A page holds at most {service.settings.max_page_size} jobs (end - start + 1)",
+        )
+    return Envelope(data=await service.list_jobs(queueName, status, start, end))
+
+
+@router.get("/{queueName}/jobs/{jobId}", dependencies=[Depends(require_read)])
+async def get_job(queueName: CheckedQueue, jobId: JobId, service: Service) -> Envelope[JobView]:
+    return Envelope(data=await service.get_job(queueName, jobId))
+
+
+@router.post("/email/jobs", status_code=201, dependencies=[Depends(require_admin)])
+async def add_email_job(body: AddEmailJob, service: Service) -> AddJobResult:
+    data = service.validate_payload("email", body.model_dump(mode="json", exclude={"options"}))
+    job_id = await service.add("email", body.type, data, body.options)
+    return AddJobResult(jobId=job_id, message="Email job added to the queue")
+
+
+@router.post("/{queueName}/jobs", status_code=201, dependencies=[Depends(require_admin)])
+async def add_job(queueName: CheckedQueue, body: AddJob, service: Service) -> AddJobResult:
+    data = service.validate_payload(queueName, body.data)
+    job_name = body.name or service.default_job_name(queueName)
+    job_id = await service.add(queueName, job_name, data, body.options)
+    return AddJobResult(jobId=job_id, message=f"Job added to queue '{queueName}'")
+
+
+@router.post("/{queueName}/jobs/{jobId}/retry", dependencies=[Depends(require_admin)])
+async def retry_job(queueName: CheckedQueue, jobId: JobId, service: Service) -> Ok:
+    await service.retry(queueName, jobId)
+    return Ok(message=f"Job {jobId} was moved back to the queue")
+
+
+@router.post("/{queueName}/pause", dependencies=[Depends(require_admin)])
+async def pause_queue(queueName: CheckedQueue, service: Service) -> Ok:
+    await service.pause(queueName)
+    return Ok(message=f"Queue '{queueName}' paused")
+
+
+@router.post("/{queueName}/resume", dependencies=[Depends(require_admin)])
+async def resume_queue(queueName: CheckedQueue, service: Service) -> Ok:
+    await service.resume(queueName)
+    return Ok(message=f"Queue '{queueName}' resumed")
+
+
+@router.post("/{queueName}/clean", dependencies=[Depends(require_admin)])
+async def clean_queue(
+    queueName: CheckedQueue,
+    service: Service,
+    status: CleanableStatus | None = None,
+    grace: Annotated[int, Query(ge=0, le=10 * 365 * 86_400_000, description="ms")] = 0,
+    limit: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
+) -> CleanResult:
+    statuses = [status.value] if status else ["completed", "failed"]
+    removed = await service.clean(queueName, statuses, grace, limit)
+    total = sum(removed.values())
+    return CleanResult(message=f"Removed {total} jobs from queue '{queueName}'", data=removed)

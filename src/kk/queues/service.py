@@ -1,0 +1,308 @@
+"""Queue operations on BullMQ's data model, through the `bullmq` package.
+
+Reads that the contract makes hot (stats of every queue, one page of jobs) go straight to
+Redis in a single round trip: a pipeline of LLEN/ZCARD/HEXISTS for the counts, BullMQ's
+own `getJobs` Lua script for a page. Writes (add, retry, pause, clean) use the `bullmq`
+package, so the keys and Lua scripts are exactly those Node's BullMQ uses.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from bullmq import Job, Queue
+from pydantic import BaseModel, ValidationError
+from redis.asyncio import Redis
+
+from kk.errors import AppError, ErrorCode
+from kk.processors.base import ProcessorSpec
+from kk.queues.names import validate_queue_name
+from kk.queues.schemas import CleanableStatus, JobOptions, JobStatus, JobView, QueueStats
+from kk.settings import QueueConfig, Settings
+
+log = logging.getLogger("kk.queues")
+
+# BullMQ's Redis key of each state (the API says "waiting", BullMQ's list is "wait").
+_STATE_KEY = {
+    JobStatus.waiting: "wait",
+    JobStatus.active: "active",
+    JobStatus.completed: "completed",
+    JobStatus.failed: "failed",
+    JobStatus.delayed: "delayed",
+    JobStatus.prioritized: "prioritized",
+    JobStatus.waiting_children: "waiting-children",
+}
+# Oldest first where order means "runs next"; newest first for finished jobs.
+_ASCENDING = {
+    JobStatus.waiting,
+    JobStatus.active,
+    JobStatus.delayed,
+    JobStatus.prioritized,
+    JobStatus.waiting_children,
+}
+_CLEAN_BATCH = 1000
+_GET_JOBS_MAX_BACKFILL = 64
+
+
+def _iso_ms(value: Any) -> str | None:
+    try:
+        ms = int(value)
+    except (TypeError, ValueError):
+        return None
+    if ms <= 0:
+        return None
+    return (
+        datetime.fromtimestamp(ms / 1000, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def _json_field(raw: Mapping[str, str], field: str, default: Any) -> Any:
+    value = raw.get(field)
+    if value is None:
+        return default
+    try:
+        return json.loads(value)
+    except (TypeError, ValueError):
+        return value  # written by another producer in a form we can't parse: show it raw
+
+
+def job_view(job_id: str, raw: Mapping[str, str], status: str) -> JobView:
+    """A job as the API shows it, from the raw BullMQ job hash."""
+    opts = _json_field(raw, "opts", {})
+    stacktrace = _json_field(raw, "stacktrace", None)
+    return JobView(
+        id=job_id,
+        name=raw.get("name", ""),
+        data=_json_field(raw, "data", {}),
+        progress=_json_field(raw, "progress", 0),
+        status=status,
+        createdAt=_iso_ms(raw.get("timestamp")),
+        attempts=int(raw.get("atm") or raw.get("attemptsMade") or 0),
+        delay=int(raw.get("delay") or 0),
+        failedReason=raw.get("failedReason") or None,
+        stacktrace=stacktrace if isinstance(stacktrace, list) else None,
+        returnValue=_json_field(raw, "returnvalue", None),
+        processedOn=_iso_ms(raw.get("processedOn")),
+        finishedOn=_iso_ms(raw.get("finishedOn")),
+        priority=int(raw.get("priority") or 0),
+        opts=opts if isinstance(opts, dict) else {},
+    )
+
+
+class QueueService:
+    def __init__(
+        self, redis: Redis, settings: Settings, processors: Mapping[str, ProcessorSpec | None]
+    ) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.prefix = settings.queue_prefix
+        self._processors = processors
+        # Queue objects share the service's pooled client (never closed through them).
+        self._queues: dict[str, Queue] = {
+            name: Queue(name, {"connection": redis, "prefix": self.prefix})
+            for name in settings.queues
+        }
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._queues)
+
+    def config(self, name: str) -> QueueConfig:
+        return self.settings.queues[self._check(name)]
+
+    def _check(self, name: str) -> str:
+        validate_queue_name(name)
+        if name not in self._queues:
+            raise AppError(ErrorCode.QUEUE_NOT_FOUND, f"Queue '{name}' is not registered")
+        return name
+
+    def queue(self, name: str) -> Queue:
+        return self._queues[self._check(name)]
+
+    def key(self, name: str, suffix: str) -> str:
+        return f"{self.prefix}:{name}:{suffix}"
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def stats_many(self, names: Iterable[str]) -> list[QueueStats]:
+        """Counts of many queues in one round trip (a pipeline, not one call per state)."""
+        names = [self._check(n) for n in names]
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.llen(self.key(name, "wait"))
+            pipe.llen(self.key(name, "paused"))  # BullMQ < 5 kept paused jobs apart
+            pipe.llen(self.key(name, "active"))
+            pipe.zcard(self.key(name, "completed"))
+            pipe.zcard(self.key(name, "failed"))
+            pipe.zcard(self.key(name, "delayed"))
+            pipe.zcard(self.key(name, "prioritized"))
+            pipe.zcard(self.key(name, "waiting-children"))
+            pipe.hexists(self.key(name, "meta"), "paused")
+        replies = await pipe.execute()
+        out = []
+        for i, name in enumerate(names):
+            wait, old_paused, active, completed, failed, delayed, prio, children, paused = replies[
+                i * 9 : i * 9 + 9
+            ]
+            out.append(
+                QueueStats(
+                    name=name,
+                    waiting=wait + old_paused,
+                    active=active,
+                    completed=completed,
+                    failed=failed,
+                    delayed=delayed,
+                    paused=bool(paused),
+                    prioritized=prio,
+                    waitingChildren=children,
+                )
+            )
+        return out
+
+    async def stats(self, name: str) -> QueueStats:
+        return (await self.stats_many([name]))[0]
+
+    async def list_jobs(self, name: str, status: JobStatus, start: int, end: int) -> list[JobView]:
+        """One page of one state, in one round trip (BullMQ's getJobs script)."""
+        queue = self.queue(name)
+        state = _STATE_KEY[status]
+        keys = [self.key(name, "")]
+        args = [start, end, "1" if status in _ASCENDING else "0", _GET_JOBS_MAX_BACKFILL, state]
+        groups = await queue.scripts.commands["getJobs"](keys=keys, args=args)
+        views = []
+        for group in groups:
+            for job_id, fields in group:
+                raw = dict(zip(fields[::2], fields[1::2], strict=False))
+                views.append(job_view(job_id, raw, status.value))
+        return views
+
+    async def get_job(self, name: str, job_id: str) -> JobView:
+        queue = self.queue(name)
+        raw = await self.redis.hgetall(self.key(name, job_id))
+        if not raw:
+            raise AppError(ErrorCode.JOB_NOT_FOUND, f"Job '{job_id}' not found in queue '{name}'")
+        state = await queue.getJobState(job_id)
+        return job_view(job_id, raw, "waiting" if state == "wait" else state)
+
+    # -- writes --------------------------------------------------------------------------
+
+    def validate_payload(self, name: str, data: dict[str, Any]) -> dict[str, Any]:
+        spec = self._processors.get(name)
+        if spec is None or spec.payload is None:
+            return data
+        try:
+            model: BaseModel = spec.payload.model_validate(data)
+        except ValidationError as exc:
+            details = [
+                {"loc": ["data", *map(str, e["loc"])], "msg": e["msg"], "type": e["type"]}
+                for e in exc.errors()
+            ]
+            first = details[0]
+            raise AppError(
+                ErrorCode.VALIDATION_ERROR,
+                f"Invalid job data: {'.'.join(first['loc'])}: {first['msg']}",
+                details,
+            ) from None
+        return model.model_dump(mode="json", exclude_unset=True)
+
+    def default_job_name(self, name: str) -> str:
+        spec = self._processors.get(name)
+        return spec.default_job_name if spec else "job"
+
+    def _job_opts(self, name: str, options: JobOptions | None) -> dict[str, Any]:
+        cfg = self.config(name)
+        opts: dict[str, Any] = {
+            "attempts": cfg.attempts,
+            "backoff": {"type": cfg.backoff_type, "delay": cfg.backoff_delay_ms},
+            "removeOnComplete": {"count": cfg.keep_completed},
+            "removeOnFail": {"count": cfg.keep_failed},
+        }
+        if options is None:
+            return opts
+        if options.delay is not None:
+            if options.delay > self.settings.max_delay_ms:
+                raise AppError(
+                    ErrorCode.VALIDATION_ERROR,
+                    f"options.delay exceeds the maximum of {self.settings.max_delay_ms} ms",
+                )
+            opts["delay"] = options.delay
+        if options.attempts is not None:
+            opts["attempts"] = options.attempts
+        if options.backoff is not None:
+            opts["backoff"] = options.backoff.model_dump()
+        if options.priority:
+            opts["priority"] = options.priority
+        if options.jobId is not None:
+            if options.jobId.isdigit():
+                # BullMQ reserves integer ids for its own counter.
+                raise AppError(ErrorCode.VALIDATION_ERROR, "options.jobId cannot be an integer")
+            opts["jobId"] = options.jobId
+        return opts
+
+    async def add(
+        self, name: str, job_name: str, data: dict[str, Any], options: JobOptions | None
+    ) -> str:
+        queue = self.queue(name)
+        size = len(json.dumps(data, separators=(",", ":")).encode())
+        if size > self.settings.max_job_data_bytes:
+            raise AppError(
+                ErrorCode.PAYLOAD_TOO_LARGE,
+                f"Job data is {size} bytes; the limit is {self.settings.max_job_data_bytes}",
+            )
+        job = await queue.add(job_name, data, self._job_opts(name, options))
+        return str(job.id)
+
+    async def retry(self, name: str, job_id: str) -> None:
+        queue = self.queue(name)
+        state = await queue.getJobState(job_id)
+        if state == "unknown":
+            raise AppError(ErrorCode.JOB_NOT_FOUND, f"Job '{job_id}' not found in queue '{name}'")
+        if state != "failed":
+            raise AppError(
+                ErrorCode.JOB_NOT_RETRYABLE,
+                f"Job '{job_id}' is {state}; only failed jobs can be retried",
+            )
+        job = await Job.fromId(queue, job_id)
+        if job is None:
+            raise AppError(ErrorCode.JOB_NOT_FOUND, f"Job '{job_id}' not found in queue '{name}'")
+        try:
+            await job.retry("failed")
+        except Exception as exc:  # the Lua script refuses when the job moved meanwhile
+            raise AppError(
+                ErrorCode.JOB_NOT_RETRYABLE, f"Job '{job_id}' could not be retried: {exc}"
+            ) from exc
+
+    async def pause(self, name: str) -> None:
+        await self.queue(name).pause()
+
+    async def resume(self, name: str) -> None:
+        await self.queue(name).resume()
+
+    async def is_paused(self, name: str) -> bool:
+        return bool(await self.redis.hexists(self.key(self._check(name), "meta"), "paused"))
+
+    async def clean(
+        self, name: str, statuses: Iterable[str], grace_ms: int, limit: int | None
+    ) -> dict[str, int]:
+        """Remove jobs of the given states older than `grace_ms`, in bounded batches so a
+        large set never blocks Redis in one long script. Active jobs are never touched."""
+        queue = self.queue(name)
+        removed: dict[str, int] = {}
+        for status in statuses:
+            status = CleanableStatus(status)
+            state = _STATE_KEY[JobStatus(status.value)]
+            total = 0
+            while limit is None or total < limit:
+                batch = _CLEAN_BATCH if limit is None else min(_CLEAN_BATCH, limit - total)
+                ids = await queue.clean(grace_ms, batch, state)
+                total += len(ids)
+                if len(ids) < batch:
+                    break
+            removed[status.value] = total
+        return removed

@@ -1,0 +1,150 @@
+"""BullMQ workers for the registered queues, with a graceful shutdown deadline.
+
+Each worker gets its own pooled Redis client: BullMQ's blocking wait and its normal commands
+then use separate connections from that pool, which is what lets concurrency > 1 run jobs
+in parallel (the package's default single connection serialises them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from bullmq import Job, Worker
+from redis.asyncio import Redis
+
+from kk.infra.redis_client import worker_client
+from kk.processors.base import JobContext, ProcessorSpec
+from kk.settings import Settings
+
+log = logging.getLogger("kk.worker")
+
+
+class WorkerPool:
+    def __init__(
+        self,
+        settings: Settings,
+        redis_url: str,
+        processors: dict[str, ProcessorSpec | None],
+        context: JobContext,
+        queue_names: Iterable[str] | None = None,
+        concurrency: int | None = None,
+    ) -> None:
+        self.settings = settings
+        self.redis_url = redis_url
+        self.context = context
+        self.concurrency = concurrency
+        wanted = list(queue_names) if queue_names else list(settings.queues)
+        unknown = [n for n in wanted if n not in settings.queues]
+        if unknown:
+            raise ValueError(f"Unknown queues: {', '.join(unknown)}")
+        self.specs = {n: processors[n] for n in wanted if processors.get(n) is not None}
+        self.workers: dict[str, Worker] = {}
+        self._clients: list[Redis] = []
+        self._runs: dict[str, asyncio.Task[None]] = {}
+
+    def start(self) -> None:
+        for name, spec in self.specs.items():
+            assert spec is not None
+            cfg = self.settings.queues[name]
+            client = worker_client(self.redis_url)
+            self._clients.append(client)
+            self.workers[name] = Worker(
+                name,
+                self._wrap(name, spec),
+                {
+                    "connection": client,
+                    "prefix": self.settings.queue_prefix,
+                    "concurrency": self.concurrency or cfg.concurrency,
+                    "lockDuration": self.settings.lock_duration_ms,
+                    "stalledInterval": self.settings.stalled_interval_ms,
+                    "maxStalledCount": self.settings.max_stalled_count,
+                    # Wait at most 1 s between empty polls of a drained or rate-limited queue.
+                    "drainDelay": 1,
+                    "name": f"kk-{name}",
+                    "autorun": False,
+                },
+            )
+            self._runs[name] = asyncio.get_running_loop().create_task(self._supervise(name))
+        log.info("Workers started for: %s", ", ".join(self.workers) or "(none)")
+
+    async def _supervise(self, name: str) -> None:
+        """Run a worker's loop and start it again if it crashes (e.g. Redis was away when
+        it started), instead of leaving the queue without a worker."""
+        worker = self.workers[name]
+        while not worker.closing:
+            try:
+                await worker.run()
+            except Exception:
+                log.exception("worker %s stopped unexpectedly; restarting in 1s", name)
+                await asyncio.sleep(1)
+            else:
+                if not worker.closing:
+                    await asyncio.sleep(1)
+
+    def _wrap(self, queue: str, spec: ProcessorSpec):
+        context = self.context
+
+        async def run(job: Job, token: str) -> Any:
+            started = time.perf_counter()
+            attempt = job.attemptsMade + 1
+            log.info(
+                "job start queue=%s id=%s name=%s attempt=%d", queue, job.id, job.name, attempt
+            )
+            try:
+                result = await spec.process(job, context)
+            except Exception as exc:
+                log.warning(
+                    "job failed queue=%s id=%s attempt=%d duration_ms=%.1f reason=%s",
+                    queue,
+                    job.id,
+                    attempt,
+                    (time.perf_counter() - started) * 1000,
+                    exc,
+                )
+                raise
+            log.info(
+                "job done queue=%s id=%s attempt=%d duration_ms=%.1f",
+                queue,
+                job.id,
+                attempt,
+                (time.perf_counter() - started) * 1000,
+            )
+            return result
+
+        return run
+
+    async def close(self, grace_s: float | None = None) -> None:
+        """Stop taking jobs, let active ones finish within the grace time; past it, stop
+        them: their locks expire and BullMQ's stalled check hands them to another worker,
+        so nothing is lost."""
+        grace = self.settings.shutdown_grace_s if grace_s is None else grace_s
+        if not self.workers:
+            return
+
+        async def close_one(name: str, worker: Worker) -> None:
+            closing = asyncio.ensure_future(worker.close())
+            done, _ = await asyncio.wait({closing}, timeout=grace)
+            if not done:
+                log.warning(
+                    "worker %s: active jobs outlived the %.1fs grace; releasing", name, grace
+                )
+                with contextlib.suppress(Exception):
+                    await worker.close(force=True)
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.wait_for(closing, 5)
+
+        await asyncio.gather(*(close_one(n, w) for n, w in self.workers.items()))
+        for task in self._runs.values():
+            task.cancel()
+        await asyncio.gather(*self._runs.values(), return_exceptions=True)
+        self._runs.clear()
+        self.workers.clear()
+        for client in self._clients:
+            with contextlib.suppress(Exception):
+                await client.aclose()
+        self._clients.clear()

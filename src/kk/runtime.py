@@ -1,0 +1,79 @@
+"""The long-lived parts of a process (Redis, queues, workers), started and stopped in order.
+
+Shared by `kk serve` (the FastAPI lifespan) and `kk worker`, so both see the same
+configuration and the same embedded server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+
+from kk.infra.embedded_redis import EmbeddedRedis
+from kk.infra.redis_client import api_client
+from kk.processors.base import JobContext, ProcessorSpec
+from kk.processors.registry import resolve_processor
+from kk.queues.service import QueueService
+from kk.queues.workers import WorkerPool
+from kk.settings import Settings
+
+log = logging.getLogger("kk.runtime")
+
+
+def load_processors(settings: Settings) -> dict[str, ProcessorSpec | None]:
+    return {
+        name: resolve_processor(name, cfg.processor, cfg.payload)
+        for name, cfg in settings.queues.items()
+    }
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    redis_url: str
+    redis: Redis
+    queues: QueueService
+    embedded: EmbeddedRedis | None = None
+    workers: WorkerPool | None = None
+    extras: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    async def start(
+        cls,
+        settings: Settings,
+        *,
+        with_workers: bool,
+        worker_queues: Iterable[str] | None = None,
+        concurrency: int | None = None,
+    ) -> Runtime:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        embedded = None
+        if settings.redis_url:
+            redis_url = settings.redis_url
+        else:
+            embedded = EmbeddedRedis(settings.data_dir)
+            redis_url = embedded.start()
+            embedded.start_supervision()
+        redis = api_client(redis_url, settings.redis_timeout_s)
+        processors = load_processors(settings)
+        queues = QueueService(redis, settings, processors)
+        runtime = cls(settings, redis_url, redis, queues, embedded)
+        if with_workers:
+            context = JobContext(settings=settings, redis=redis, queues=queues)
+            pool = WorkerPool(settings, redis_url, processors, context, worker_queues, concurrency)
+            pool.start()
+            runtime.workers = pool
+        return runtime
+
+    async def stop(self) -> None:
+        if self.workers is not None:
+            await self.workers.close()
+        with contextlib.suppress(Exception):
+            await self.redis.aclose()
+        if self.embedded is not None:
+            await self.embedded.stop_supervision()
+            self.embedded.stop()

@@ -1,0 +1,158 @@
+"""All configuration in one place: `KK_*` environment variables over an optional TOML file.
+
+The file is named by `KK_CONFIG_FILE`; environment variables win over it. Nested values
+(queues, alert rules) are given as JSON in the environment, e.g.
+`KK_QUEUES='{"reports": {"concurrency": 2, "processor": "myapp.jobs:build_report"}}'`.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+BUILTIN_QUEUES = ("email", "image-processing", "cleanup", "webhook")
+LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
+
+
+class AlertRules(BaseModel):
+    """Critical thresholds per queue; `None` disables a rule. `warning` fires at
+    `warning_ratio` times the threshold, `critical` at or above it."""
+
+    waiting: int | None = 100
+    failed: int | None = 50
+    failure_ratio: float | None = 0.5
+    failure_ratio_min_jobs: int = 20
+    oldest_waiting_seconds: int | None = 600
+    paused: bool = True
+    warning_ratio: float = Field(0.5, gt=0, le=1)
+
+
+class QueueConfig(BaseModel):
+    concurrency: int = Field(5, ge=1, le=1000)
+    attempts: int = Field(3, ge=1, le=100)
+    backoff_type: Literal["fixed", "exponential"] = "exponential"
+    backoff_delay_ms: int = Field(1000, ge=0, le=86_400_000)
+    # How many finished jobs BullMQ keeps (older ones are removed as new ones finish).
+    keep_completed: int = Field(1000, ge=0)
+    keep_failed: int = Field(5000, ge=0)
+    # "package.module:function" of an async processor; built-in queues have their own.
+    processor: str | None = None
+    # "package.module:Model", a pydantic model that validates the job data at add time.
+    payload: str | None = None
+    alerts: AlertRules = Field(default_factory=AlertRules)
+
+
+def _default_queues() -> dict[str, QueueConfig]:
+    return {name: QueueConfig() for name in BUILTIN_QUEUES}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KK_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    data_dir: Path = Path("./data")
+    log_level: str = "info"
+    log_json: bool = False
+
+    # Redis: unset = start a private embedded server in the data dir.
+    redis_url: str | None = None
+    cache_redis_url: str | None = None
+    redis_timeout_s: float = Field(5.0, gt=0)
+    queue_prefix: str = "bull"
+
+    database_url: str | None = None
+
+    # Security: admin keys may do everything, read keys only read.
+    api_key: str | None = None
+    api_keys: list[str] = Field(default_factory=list)
+    read_api_keys: list[str] = Field(default_factory=list)
+
+    # Queues and workers.
+    queues: dict[str, QueueConfig] = Field(default_factory=_default_queues)
+    run_workers: bool = True
+    worker_queues: list[str] | None = None
+    lock_duration_ms: int = Field(30_000, ge=1000)
+    stalled_interval_ms: int = Field(30_000, ge=500)
+    max_stalled_count: int = Field(1, ge=0)
+    shutdown_grace_s: float = Field(30.0, ge=0)
+
+    # Limits.
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    max_job_data_bytes: int = Field(65_536, ge=256)
+    max_page_size: int = Field(1000, ge=1)
+    max_delay_ms: int = Field(365 * 86_400_000, ge=0)
+
+    # Processors.
+    smtp_url: str | None = None
+    mail_from: str = "KK Backend <no-reply@localhost>"
+    storage_root: Path | None = None
+    temp_dir: Path | None = None
+    cleanup_max_age_s: int = Field(86_400, ge=0)
+    cleanup_finished_age_s: int = Field(7 * 86_400, ge=0)
+    webhook_secret: str | None = None
+    webhook_timeout_s: float = Field(10.0, gt=0, le=120)
+    http_max_response_bytes: int = Field(20 * 1_048_576, ge=1024)
+    image_max_pixels: int = Field(40_000_000, ge=1)
+    # Hosts or CIDR ranges that workers may fetch although they are private (e.g. in tests).
+    ssrf_allow: list[str] = Field(default_factory=list)
+
+    @field_validator("queues", mode="after")
+    @classmethod
+    def _keep_builtins(cls, queues: dict[str, QueueConfig]) -> dict[str, QueueConfig]:
+        from kk.queues.names import validate_queue_name
+
+        merged = _default_queues()
+        merged.update(queues)
+        for name in merged:
+            validate_queue_name(name)
+        return merged
+
+    @model_validator(mode="after")
+    def _derive_paths(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser().resolve()
+        if self.storage_root is None:
+            self.storage_root = self.data_dir / "storage"
+        if self.temp_dir is None:
+            self.temp_dir = self.data_dir / "tmp"
+        if self.api_key and self.api_key not in self.api_keys:
+            self.api_keys = [self.api_key, *self.api_keys]
+        return self
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.api_keys or self.read_api_keys)
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.data_dir / "outbox"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("KK_CONFIG_FILE")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

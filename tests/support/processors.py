@@ -1,0 +1,31 @@
+"""Processors for test queues, registered through configuration as a user would."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from kk.processors.base import JobContext
+
+
+class FlakyData(BaseModel):
+    fail: bool = False
+    value: int = Field(0, ge=0)
+
+
+async def flaky(job: Any, ctx: JobContext) -> dict[str, Any]:
+    """Fails on request; counts every execution in Redis so tests can see reruns."""
+    await ctx.redis.incr(f"kk-test:runs:{job.queueQualifiedName}:{job.id}")
+    if job.data.get("fail"):
+        raise RuntimeError(f"requested failure for value {job.data.get('value')}")
+    return {"doubled": int(job.data.get("value", 0)) * 2}
+
+
+async def sleepy(job: Any, ctx: JobContext) -> dict[str, Any]:
+    seconds = float(job.data.get("seconds", 1))
+    await ctx.redis.incr(f"kk-test:runs:{job.queueQualifiedName}:{job.id}")
+    await asyncio.sleep(seconds)
+    await ctx.redis.incr(f"kk-test:done:{job.queueQualifiedName}:{job.id}")
+    return {"slept": seconds}
