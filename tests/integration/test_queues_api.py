@@ -27,7 +27,7 @@ def test_stats_of_all_queues_have_the_contract_shape(client):
     for builtin in ("email", "image-processing", "cleanup", "webhook", "t-basic"):
         assert builtin in names
     for queue in body["data"]:
-        assert STATS_FIELDS <= set(queue)
+        assert set(queue) >= STATS_FIELDS
         assert isinstance(queue["paused"], bool)
         assert all(isinstance(queue[f], int) for f in STATS_FIELDS - {"name", "paused"})
 
@@ -35,7 +35,7 @@ def test_stats_of_all_queues_have_the_contract_shape(client):
 def test_stats_of_one_queue_and_name_errors(client):
     body = client.get("/api/queues/email/stats").json()
     assert body["success"] is True and body["data"]["name"] == "email"
-    assert STATS_FIELDS <= set(body["data"])
+    assert set(body["data"]) >= STATS_FIELDS
     assert_error(client.get("/api/queues/no-such-queue/stats"), 404, "QUEUE_NOT_FOUND")
     assert_error(client.get("/api/queues/Bad.Name/stats"), 400, "INVALID_QUEUE_NAME")
     assert_error(client.get("/api/queues/" + "a" * 65 + "/stats"), 400, "INVALID_QUEUE_NAME")

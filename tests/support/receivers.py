@@ -20,7 +20,7 @@ class _Collect:
         self.messages: list[Message] = []
         self.envelopes: list[tuple[str, list[str]]] = []
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
         self.messages.append(message_from_bytes(envelope.original_content or envelope.content))
         return "250 Message accepted for delivery"
@@ -65,7 +65,7 @@ class HttpReceiver:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
                 body = self.rfile.read(length)
                 owner.requests.append(Received(self.path, dict(self.headers.items()), body))

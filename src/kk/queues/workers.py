@@ -102,7 +102,7 @@ class WorkerPool:
                 if not worker.closing:
                     await asyncio.sleep(1)
 
-    def _wrap(self, queue: str, spec: ProcessorSpec):  # noqa: ANN202 - bullmq's callback shape
+    def _wrap(self, queue: str, spec: ProcessorSpec):
         context = self.context
         listeners = self.listeners
 
