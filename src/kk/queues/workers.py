@@ -136,6 +136,17 @@ class WorkerPool:
 
         return run
 
+    async def _keep_locks(self, worker: Worker) -> None:
+        duration = self.settings.lock_duration_ms
+        while True:
+            jobs = list(worker.jobs)
+            if jobs:
+                with contextlib.suppress(Exception):
+                    await worker.backend.extendLocks(
+                        [str(job.id) for job, _ in jobs], [token for _, token in jobs], duration
+                    )
+            await asyncio.sleep(duration / 3000)
+
     async def close(self, grace_s: float | None = None) -> None:
         """Stop taking jobs, let active ones finish within the grace time; past it, stop
         them: their locks expire and BullMQ's stalled check hands them to another worker,
@@ -146,7 +157,12 @@ class WorkerPool:
 
         async def close_one(name: str, worker: Worker) -> None:
             closing = asyncio.ensure_future(worker.close())
+            # bullmq's run loop stops renewing locks as soon as it is told to close, while
+            # active jobs are still finishing: keep their locks alive until they are done,
+            # or the jobs would be declared stalled and their results refused.
+            keeper = asyncio.ensure_future(self._keep_locks(worker))
             done, _ = await asyncio.wait({closing}, timeout=grace)
+            keeper.cancel()
             if not done:
                 log.warning(
                     "worker %s: active jobs outlived the %.1fs grace; releasing", name, grace
