@@ -12,6 +12,7 @@ from kk import __version__
 from kk.errors import install_error_handlers
 from kk.logs import configure_logging
 from kk.middleware import BodySizeLimit, RequestLog
+from kk.openapi import install_openapi
 from kk.queues.router import router as queues_router
 from kk.runtime import Runtime
 from kk.settings import Settings, get_settings
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_openapi(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLog)
     app.include_router(queues_router)

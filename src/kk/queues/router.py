@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from kk.errors import AppError, ErrorCode
+from kk.queues.names import QUEUE_NAME_RE
 from kk.queues.schemas import (
     AddEmailJob,
     AddJob,
@@ -24,7 +25,11 @@ from kk.security import require_admin, require_read
 
 router = APIRouter(prefix="/api/queues", tags=["queues"])
 
-QueueName = Annotated[str, Path(min_length=1, max_length=200)]
+# The pattern is documented but checked by the service, which answers INVALID_QUEUE_NAME
+# (the contract's code) rather than a generic validation error.
+QueueName = Annotated[
+    str, Path(max_length=200, json_schema_extra={"pattern": QUEUE_NAME_RE.pattern})
+]
 JobId = Annotated[str, Path(min_length=1, max_length=200)]
 
 
