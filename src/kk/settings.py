@@ -107,15 +107,26 @@ class Settings(BaseSettings):
     # Hosts or CIDR ranges that workers may fetch although they are private (e.g. in tests).
     ssrf_allow: list[str] = Field(default_factory=list)
 
+    # Health and metrics.
+    # Each dependency check gives up after this long, so a hung dependency can't hang a probe.
+    health_timeout_ms: int = Field(1000, ge=50, le=60_000)
+    health_redis_memory_threshold_mb: float = Field(1024, gt=0)
+    health_redis_connections_threshold: int = Field(100, ge=1)
+    metrics_enabled: bool = True
+
     @field_validator("queues", mode="after")
     @classmethod
     def _keep_builtins(cls, queues: dict[str, QueueConfig]) -> dict[str, QueueConfig]:
+        from kk.errors import AppError
         from kk.queues.names import validate_queue_name
 
         merged = _default_queues()
         merged.update(queues)
         for name in merged:
-            validate_queue_name(name)
+            try:
+                validate_queue_name(name)
+            except AppError as exc:
+                raise ValueError(f"queue '{name}': {exc.message}") from None
         return merged
 
     @model_validator(mode="after")

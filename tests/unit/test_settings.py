@@ -1,0 +1,59 @@
+"""Settings: environment over the TOML file over defaults; built-in queues always present."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from kk.settings import Settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("KK_"):
+            monkeypatch.delenv(name)
+
+
+def test_defaults(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    settings = Settings()
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+    assert settings.data_dir == tmp_path / "data"
+    assert settings.redis_url is None and settings.database_url is None
+    assert set(settings.queues) == {"email", "image-processing", "cleanup", "webhook"}
+    assert settings.storage_root == tmp_path / "data" / "storage"
+    assert not settings.auth_enabled
+
+
+def test_config_file_and_environment(tmp_path, monkeypatch):
+    config = tmp_path / "kk.toml"
+    config.write_text(
+        'port = 9000\nhost = "127.0.0.1"\n[queues.reports]\nconcurrency = 2\nattempts = 5\n'
+    )
+    monkeypatch.setenv("KK_CONFIG_FILE", str(config))
+    monkeypatch.setenv("KK_HOST", "::1")
+    monkeypatch.setenv("KK_API_KEY", "secret")
+    settings = Settings()
+    assert settings.port == 9000
+    assert settings.host == "::1", "the environment wins over the file"
+    assert settings.queues["reports"].concurrency == 2
+    assert settings.queues["reports"].attempts == 5
+    assert "email" in settings.queues, "built-ins stay registered"
+    assert settings.api_keys == ["secret"] and settings.auth_enabled
+
+
+def test_queues_from_json_environment(monkeypatch):
+    monkeypatch.setenv("KK_QUEUES", '{"email": {"concurrency": 9}}')
+    assert Settings().queues["email"].concurrency == 9
+
+
+def test_bad_queue_configuration_is_refused(monkeypatch):
+    monkeypatch.setenv("KK_QUEUES", '{"Bad Name": {}}')
+    with pytest.raises(ValidationError, match="Bad Name"):
+        Settings()
+    monkeypatch.setenv("KK_QUEUES", '{"ok": {"concurrency": 0}}')
+    with pytest.raises(ValidationError):
+        Settings()
