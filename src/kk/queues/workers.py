@@ -78,6 +78,8 @@ class WorkerPool:
                     "maxStalledCount": self.settings.max_stalled_count,
                     # Wait at most 1 s between empty polls of a drained or rate-limited queue.
                     "drainDelay": 1,
+                    # After a Redis error, try again in 2 s (bullmq's default is 15 s).
+                    "runRetryDelay": 2000,
                     "name": f"kk-{name}",
                     "autorun": False,
                     # BullMQ's own per-minute completed/failed counts, written by the same
