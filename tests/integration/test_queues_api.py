@@ -220,3 +220,23 @@ def test_request_id_is_echoed(client):
     response = client.get("/api/queues/stats", headers={"X-Request-ID": "abc-123"})
     assert response.headers["x-request-id"] == "abc-123"
     assert len(client.get("/api/queues/stats").headers["x-request-id"]) == 32
+
+
+def test_bulk_add_is_one_transaction_and_validated(client):
+    jobs = [{"data": {"value": i}} for i in range(50)]
+    response = client.post("/api/queues/t-basic/jobs/bulk", json={"jobs": jobs})
+    assert response.status_code == 201, response.text
+    ids = response.json()["jobIds"]
+    assert len(set(ids)) == 50
+    for job_id in ids[-3:]:
+        assert wait_job(client, "t-basic", "completed", job_id)["returnValue"]["doubled"] >= 0
+    before = client.get("/api/queues/t-idle/stats").json()["data"]["waiting"]
+    mixed = [{"data": {"value": 1}}, {"data": {"value": -1}}]
+    assert_error(client.post("/api/queues/t-basic/jobs/bulk", json={"jobs": mixed}), 400,
+                 "VALIDATION_ERROR")  # fmt: skip
+    assert_error(client.post("/api/queues/t-idle/jobs/bulk", json={"jobs": []}), 400,
+                 "VALIDATION_ERROR")  # fmt: skip
+    too_many = {"jobs": [{"data": {}}] * 1001}
+    assert_error(client.post("/api/queues/t-idle/jobs/bulk", json=too_many), 400,
+                 "VALIDATION_ERROR")  # fmt: skip
+    assert client.get("/api/queues/t-idle/stats").json()["data"]["waiting"] == before

@@ -12,6 +12,8 @@ from kk.queues.schemas import (
     AddEmailJob,
     AddJob,
     AddJobResult,
+    AddJobsBulk,
+    AddJobsBulkResult,
     CleanableStatus,
     CleanResult,
     JobStatus,
@@ -95,6 +97,19 @@ async def add_job(queueName: CheckedQueue, body: AddJob, service: Service) -> Ad
     job_name = body.name or service.default_job_name(queueName)
     job_id = await service.add(queueName, job_name, data, body.options)
     return AddJobResult(jobId=job_id, message=f"Job added to queue '{queueName}'")
+
+
+@router.post("/{queueName}/jobs/bulk", status_code=201, dependencies=[Depends(require_admin)])
+async def add_jobs_bulk(
+    queueName: CheckedQueue, body: AddJobsBulk, service: Service
+) -> AddJobsBulkResult:
+    default_name = service.default_job_name(queueName)
+    jobs = [
+        (job.name or default_name, service.validate_payload(queueName, job.data), job.options)
+        for job in body.jobs
+    ]
+    job_ids = await service.add_bulk(queueName, jobs)
+    return AddJobsBulkResult(jobIds=job_ids, message=f"{len(job_ids)} jobs added")
 
 
 @router.post("/{queueName}/jobs/{jobId}/retry", dependencies=[Depends(require_admin)])

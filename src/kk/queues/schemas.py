@@ -101,6 +101,17 @@ class AddJob(BaseModel):
     options: JobOptions | None = None
 
 
+class AddJobsBulk(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    jobs: list[AddJob] = Field(min_length=1, max_length=1000)
+
+
+class AddJobsBulkResult(BaseModel):
+    success: Literal[True] = True
+    jobIds: list[str]
+    message: str
+
+
 class AddJobResult(BaseModel):
     success: Literal[True] = True
     jobId: str

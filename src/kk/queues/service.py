@@ -245,18 +245,33 @@ class QueueService:
             opts["jobId"] = options.jobId
         return opts
 
-    async def add(
-        self, name: str, job_name: str, data: dict[str, Any], options: JobOptions | None
-    ) -> str:
-        queue = self.queue(name)
+    def _check_size(self, data: dict[str, Any]) -> None:
         size = len(json.dumps(data, separators=(",", ":")).encode())
         if size > self.settings.max_job_data_bytes:
             raise AppError(
                 ErrorCode.PAYLOAD_TOO_LARGE,
                 f"Job data is {size} bytes; the limit is {self.settings.max_job_data_bytes}",
             )
+
+    async def add(
+        self, name: str, job_name: str, data: dict[str, Any], options: JobOptions | None
+    ) -> str:
+        queue = self.queue(name)
+        self._check_size(data)
         job = await queue.add(job_name, data, self._job_opts(name, options))
         return str(job.id)
+
+    async def add_bulk(
+        self, name: str, jobs: list[tuple[str, dict[str, Any], JobOptions | None]]
+    ) -> list[str]:
+        """All jobs in one transaction (one round trip): all are added or none."""
+        queue = self.queue(name)
+        entries = []
+        for job_name, data, options in jobs:
+            self._check_size(data)
+            entries.append({"name": job_name, "data": data, "opts": self._job_opts(name, options)})
+        added = await queue.addBulk(entries)
+        return [str(job.id) for job in added]
 
     async def retry(self, name: str, job_id: str) -> None:
         queue = self.queue(name)

@@ -1,0 +1,159 @@
+"""Reads for the dashboard that `QueueService` does not do: alert signals, per-minute
+throughput from BullMQ's metrics keys, and which queues have workers.
+
+Every function costs a fixed number of Redis round trips whatever the number of queues:
+one pipeline for signals or throughput, one CLIENT LIST for workers.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from redis.exceptions import ResponseError
+
+from kk.dashboard.alerts import QueueSignals
+from kk.queues.schemas import QueueStats
+from kk.queues.service import QueueService
+
+log = logging.getLogger("kk.queues.insights")
+
+# The oldest waiting job is the tail of BullMQ's wait list (LPUSH in, taken from the right);
+# its creation time is the `timestamp` field of its hash. Both in one call, no second trip.
+_OLDEST_WAITING = """
+local id = redis.call("LINDEX", KEYS[1], -1)
+if not id then return false end
+return redis.call("HGET", ARGV[1] .. id, "timestamp")
+"""
+_KINDS = ("completed", "failed")
+
+
+@dataclass(frozen=True)
+class MinuteSeries:
+    """Per-minute counts, oldest first, ending with the current minute."""
+
+    start_minute: int  # epoch minutes of the first point
+    completed: list[int]
+    failed: list[int]
+
+
+def _int(value: object) -> int:
+    try:
+        return int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0
+
+
+def _queue_metrics(pipe, service: QueueService, name: str, minutes: int) -> None:
+    for kind in _KINDS:
+        key = service.key(name, f"metrics:{kind}")
+        pipe.hmget(key, "count", "prevTS", "prevCount")
+        pipe.lrange(f"{key}:data", 0, minutes - 1)
+
+
+def series_from(meta: Sequence[object], points: Sequence[object], now_ms: int, minutes: int):
+    """BullMQ keeps, per kind, `count`/`prevTS`/`prevCount` and a list of per-minute counts,
+    newest first, where item i is the minute `minute(prevTS) - 1 - i`. The minute of
+    `prevTS` itself is still open: its count is `count - prevCount`. Minutes after it had
+    no finished job. Returns `minutes` counts ending with the current minute."""
+    now_minute = now_ms // 60_000
+    first = now_minute - minutes + 1
+    out = [0] * minutes
+    count, prev_ts, prev_count = (_int(v) for v in meta)
+    if meta[1] is None:
+        return out
+    open_minute = prev_ts // 60_000
+    for i in range(minutes):
+        minute = first + i
+        if minute == open_minute:
+            out[i] = max(count - prev_count, 0)
+        elif minute < open_minute:
+            index = open_minute - 1 - minute
+            if index < len(points):
+                out[i] = _int(points[index])
+    return out
+
+
+async def throughput(
+    service: QueueService, names: Sequence[str], minutes: int, now_ms: int
+) -> dict[str, MinuteSeries]:
+    """Completed and failed jobs per minute for each queue, in one round trip."""
+    pipe = service.redis.pipeline(transaction=False)
+    for name in names:
+        _queue_metrics(pipe, service, name, minutes)
+    replies = await pipe.execute()
+    out: dict[str, MinuteSeries] = {}
+    start = now_ms // 60_000 - minutes + 1
+    for i, name in enumerate(names):
+        c_meta, c_points, f_meta, f_points = replies[i * 4 : i * 4 + 4]
+        out[name] = MinuteSeries(
+            start,
+            series_from(c_meta, c_points, now_ms, minutes),
+            series_from(f_meta, f_points, now_ms, minutes),
+        )
+    return out
+
+
+async def signals(
+    service: QueueService, stats: Sequence[QueueStats], now_ms: int
+) -> dict[str, QueueSignals]:
+    """What the alert rules need beyond the counts, for every queue in one round trip."""
+    pipe = service.redis.pipeline(transaction=False)
+    windows = {}
+    for s in stats:
+        windows[s.name] = service.config(s.name).alerts.failure_ratio_window_minutes
+        pipe.eval(_OLDEST_WAITING, 1, service.key(s.name, "wait"), service.key(s.name, ""))
+        _queue_metrics(pipe, service, s.name, windows[s.name])
+    replies = await pipe.execute()
+    out: dict[str, QueueSignals] = {}
+    for i, s in enumerate(stats):
+        oldest, c_meta, c_points, f_meta, f_points = replies[i * 5 : i * 5 + 5]
+        window = windows[s.name]
+        created = _int(oldest)
+        out[s.name] = QueueSignals(
+            name=s.name,
+            waiting=s.waiting + s.prioritized,
+            failed=s.failed,
+            paused=s.paused,
+            oldest_waiting_s=max(now_ms - created, 0) / 1000 if created else None,
+            window_completed=sum(series_from(c_meta, c_points, now_ms, window)),
+            window_failed=sum(series_from(f_meta, f_points, now_ms, window)),
+        )
+    return out
+
+
+def _client_names(raw: object) -> list[str]:
+    if isinstance(raw, list):  # redis-py parses CLIENT LIST into dicts
+        return [str(c.get("name") or "") for c in raw if isinstance(c, dict)]
+    if isinstance(raw, bytes | str):
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        names = []
+        for line in text.splitlines():
+            fields = dict(p.split("=", 1) for p in line.split(" ") if "=" in p)
+            names.append(fields.get("name", ""))
+        return names
+    return []
+
+
+async def worker_counts(service: QueueService, names: Sequence[str]) -> dict[str, int] | None:
+    """Workers connected per queue, from one CLIENT LIST. BullMQ workers name their
+    connections `<prefix>:<queue>[:w:<worker name>]` (the Node port base64-encodes the
+    queue name). None when the server refuses CLIENT LIST (some managed services do)."""
+    try:
+        raw = await service.redis.client_list()
+    except ResponseError as exc:
+        log.warning("CLIENT LIST refused; worker presence unknown: %s", exc)
+        return None
+    counts = {}
+    clients = _client_names(raw)
+    for name in names:
+        bases = (
+            f"{service.prefix}:{name}",
+            f"{service.prefix}:{base64.b64encode(name.encode()).decode()}",
+        )
+        counts[name] = sum(
+            1 for c in clients if any(c == b or c.startswith(f"{b}:w:") for b in bases)
+        )
+    return counts
