@@ -12,6 +12,7 @@ import asyncio
 import json
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -26,6 +27,7 @@ from kk.queues.workers import WorkerPool
 from kk.settings import QueueConfig, Settings
 
 NODE_DIR = Path(__file__).parent / "node"
+ROOT = Path(__file__).resolve().parents[1]
 PREFIX = "bench"
 
 
@@ -101,12 +103,37 @@ async def run_node(url: str, jobs: int, concurrency: int) -> float | None:
     return json.loads(out.stdout.strip().splitlines()[-1])["jobsPerSecond"]
 
 
-async def main() -> None:
+def run_apart(impl: str, url: str, jobs: int, concurrency: int) -> float:
+    """Each Python worker in a process of its own, on the event loop it ships with:
+    uvloop for `kk worker` (as its CLI sets), asyncio's default for the stock package."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.worker_throughput", "--one", impl, "--url", url,
+         "--jobs", str(jobs), "--concurrency", str(concurrency)],
+        capture_output=True, text=True, timeout=300, check=True, cwd=ROOT,
+    )  # fmt: skip
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def one(impl: str, url: str, jobs: int, concurrency: int) -> None:
+    if impl == "kk":
+        import uvloop
+
+        print(uvloop.run(run_kk(url, jobs, concurrency)))
+    else:
+        print(asyncio.run(run_stock(url, jobs, concurrency)))
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 10, 50])
+    parser.add_argument("--one", choices=["kk", "stock"], help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one:
+        one(args.one, args.url, args.jobs, args.concurrency[0])
+        return
     with private_redis() as url:
         print(f"{args.jobs} no-op jobs, median of {args.runs} runs, one process each, jobs/s")
         print(f"{'concurrency':>11} {'node bullmq':>12} {'stock python':>13} {'kk worker':>10} "
@@ -114,15 +141,15 @@ async def main() -> None:
         for concurrency in args.concurrency:
             figures: dict[str, list[float]] = {"node": [], "stock": [], "kk": []}
             for _ in range(args.runs):
-                node = await run_node(url, args.jobs, concurrency)
+                node = asyncio.run(run_node(url, args.jobs, concurrency))
                 if node is not None:
                     figures["node"].append(node)
-                figures["stock"].append(await run_stock(url, args.jobs, concurrency))
-                figures["kk"].append(await run_kk(url, args.jobs, concurrency))
+                figures["stock"].append(run_apart("stock", url, args.jobs, concurrency))
+                figures["kk"].append(run_apart("kk", url, args.jobs, concurrency))
             node, stock, kk = (median(figures[k]) for k in ("node", "stock", "kk"))
             print(f"{concurrency:>11} {node:>12.0f} {stock:>13.0f} {kk:>10.0f} "
                   f"{kk / node:>8.2f} {kk / stock:>9.2f}", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -18,7 +18,9 @@ from bullmq import Job, Worker
 from redis.asyncio import Redis
 
 from kk.infra.redis_client import worker_client
+from kk.logs import job_fields_var
 from kk.processors.base import JobContext, ProcessorSpec
+from kk.queues.fast_worker import ChainingWorker
 from kk.settings import Settings
 
 log = logging.getLogger("kk.worker")
@@ -66,7 +68,7 @@ class WorkerPool:
             cfg = self.settings.queues[name]
             client = worker_client(self.redis_url)
             self._clients.append(client)
-            self.workers[name] = Worker(
+            self.workers[name] = ChainingWorker(
                 name,
                 self._wrap(name, spec),
                 {
@@ -111,6 +113,11 @@ class WorkerPool:
         async def run(job: Job, token: str) -> Any:
             started = time.perf_counter()
             attempt = job.attemptsMade + 1
+            # Every record logged while this job runs carries these fields. No reset needed:
+            # bullmq runs each job in a task of its own, and the context ends with it.
+            job_fields_var.set(
+                {"queue": queue, "job_id": job.id, "job_name": job.name, "attempt": attempt}
+            )
             log.info(
                 "job start queue=%s id=%s name=%s attempt=%d", queue, job.id, job.name, attempt
             )
@@ -125,6 +132,7 @@ class WorkerPool:
                 log.warning(
                     "job failed queue=%s id=%s attempt=%d duration_ms=%.1f reason=%s",
                     queue, job.id, attempt, elapsed * 1000, exc,
+                    extra={"outcome": "failed", "duration_ms": round(elapsed * 1000, 1)},
                 )  # fmt: skip
                 raise
             elapsed = time.perf_counter() - started
@@ -133,6 +141,7 @@ class WorkerPool:
             log.info(
                 "job done queue=%s id=%s attempt=%d duration_ms=%.1f",
                 queue, job.id, attempt, elapsed * 1000,
+                extra={"outcome": "completed", "duration_ms": round(elapsed * 1000, 1)},
             )  # fmt: skip
             return result
 
