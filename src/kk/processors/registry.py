@@ -8,25 +8,25 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from kk.processors import cleanup, email, image, webhook
 from kk.processors.base import ProcessorSpec
 
-
-def _builtins() -> dict[str, ProcessorSpec]:
-    specs: dict[str, ProcessorSpec] = {}
-    for queue, module in (("email", "email"), ("image-processing", "image"),
-                          ("cleanup", "cleanup"), ("webhook", "webhook")):  # fmt: skip
-        try:
-            specs[queue] = importlib.import_module(f"kk.processors.{module}").SPEC
-        except ImportError:
-            continue
-    return specs
+BUILTIN_PROCESSORS: dict[str, ProcessorSpec] = {
+    "email": email.SPEC,
+    "image-processing": image.SPEC,
+    "cleanup": cleanup.SPEC,
+    "webhook": webhook.SPEC,
+}
 
 
 def _load(path: str) -> Any:
     module_name, _, attr = path.partition(":")
     if not module_name or not attr:
         raise ValueError(f"'{path}' is not of the form 'package.module:name'")
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import '{module_name}' for '{path}': {exc}") from exc
     try:
         return getattr(module, attr)
     except AttributeError:
@@ -36,14 +36,18 @@ def _load(path: str) -> Any:
 def resolve_processor(
     queue_name: str, processor_path: str | None, payload_path: str | None
 ) -> ProcessorSpec | None:
+    """The configured processor (and payload model) if given, else the built-in for the
+    queue's name, else None: this process runs no worker for that queue."""
+    payload = _load(payload_path) if payload_path else None
+    if payload is not None and not (isinstance(payload, type) and issubclass(payload, BaseModel)):
+        raise ValueError(f"Payload '{payload_path}' must be a pydantic BaseModel subclass")
     if processor_path:
         process = _load(processor_path)
         if not inspect.iscoroutinefunction(process):
             raise ValueError(f"Processor '{processor_path}' must be an async function")
-        payload = _load(payload_path) if payload_path else None
-        if payload is not None and not (
-            isinstance(payload, type) and issubclass(payload, BaseModel)
-        ):
-            raise ValueError(f"Payload '{payload_path}' must be a pydantic model")
         return ProcessorSpec(process=process, payload=payload, default_job_name="job")
-    return _builtins().get(queue_name)
+    builtin = BUILTIN_PROCESSORS.get(queue_name)
+    if builtin is not None and payload is not None:
+        # A stricter model of the operator's own for a built-in queue.
+        return ProcessorSpec(builtin.process, payload, builtin.default_job_name)
+    return builtin

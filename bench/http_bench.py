@@ -1,0 +1,204 @@
+"""HTTP figures: enqueue throughput (single adds, bulk route, direct `bullmq` adds) and
+latency/throughput of the read routes with the Redis round trips each costs, next to the
+raw floor of the same Redis calls made from a bare script.
+
+Run: `.venv/bin/python -m bench.http_bench [--seconds 5] [--listing-jobs 100000]`.
+Everything runs on loopback against a private Redis and `kk serve` processes it starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import httpx
+import redis.asyncio as aioredis
+from bullmq import Queue
+
+from bench._common import percentile, private_redis
+from kk.infra.redis_client import worker_client
+
+ROOT = Path(__file__).resolve().parents[1]
+PREFIX = "bench"
+QUEUES = {f"q{i}": {"attempts": 1} for i in range(6)}  # no processors: jobs stay put
+
+
+def reads_and_commands(info: dict) -> tuple[int, int]:
+    # total_reads_processed counts socket read events: a pipeline sent at once is one read,
+    # so its delta per request approximates round trips; commands are counted separately.
+    return int(info["total_reads_processed"]), int(info["total_commands_processed"])
+
+
+@contextlib.contextmanager
+def servers(url: str, count: int) -> Iterator[list[str]]:
+    procs, urls = [], []
+    with tempfile.TemporaryDirectory(prefix="kk-bench-") as tmp:
+        for i in range(count):
+            port = 18000 + i + (os.getpid() % 1000) * 3
+            env = {k: v for k, v in os.environ.items() if not k.startswith("KK_")}
+            env.update({"KK_REDIS_URL": url, "KK_PORT": str(port), "KK_QUEUE_PREFIX": PREFIX,
+                        "KK_QUEUES": json.dumps(QUEUES), "KK_RUN_WORKERS": "false",
+                        "KK_LOG_LEVEL": "warning", "KK_DATA_DIR": f"{tmp}/{i}",
+                        "KK_MAX_JOB_DATA_BYTES": "65536"})  # fmt: skip
+            procs.append(subprocess.Popen([sys.executable, "-m", "kk", "serve"], env=env,
+                                          cwd=ROOT, stdout=subprocess.DEVNULL))  # fmt: skip
+            urls.append(f"http://127.0.0.1:{port}")
+        try:
+            for base in urls:
+                for _ in range(200):
+                    with contextlib.suppress(httpx.HTTPError):
+                        if httpx.get(f"{base}/api/queues/stats", timeout=1).status_code == 200:
+                            break
+                    time.sleep(0.1)
+            yield urls
+        finally:
+            for proc in procs:
+                proc.terminate()
+                proc.wait()
+
+
+async def load(
+    call: Callable[[int], Awaitable[None]], seconds: float, concurrency: int
+) -> tuple[int, list[float], float]:
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    counter = 0
+
+    async def loop() -> None:
+        nonlocal counter
+        while time.perf_counter() < deadline:
+            counter += 1
+            started = time.perf_counter()
+            await call(counter)
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(loop() for _ in range(concurrency)))
+    return len(latencies), latencies, time.perf_counter() - started
+
+
+async def measure(name: str, call, seconds: float, concurrency: int, rclient,
+                  per_item: int = 1) -> None:  # fmt: skip
+    before = reads_and_commands(await rclient.info("stats"))
+    count, latencies, elapsed = await load(call, seconds, concurrency)
+    after = reads_and_commands(await rclient.info("stats"))
+    reads = (after[0] - before[0]) / max(count, 1)
+    commands = (after[1] - before[1]) / max(count, 1)
+    print(f"{name:<44} {count * per_item / elapsed:>9.0f}/s {percentile(latencies, 50):>8.2f} "
+          f"{percentile(latencies, 99):>8.2f} {reads:>7.1f} {commands:>9.1f}",
+          flush=True)  # fmt: skip
+
+
+async def run(args: argparse.Namespace) -> None:
+    with private_redis() as url:
+        rclient = aioredis.from_url(url, decode_responses=True)
+        bull = worker_client(url)
+        queue = Queue("q0", {"connection": bull, "prefix": PREFIX})
+        data = {"to": "user@example.com", "n": 1}
+        print(f"{'what':<44} {'rate':>11} {'p50 ms':>8} {'p99 ms':>8} {'reads':>7} {'commands':>9}")
+        print("-- enqueue (rate = jobs/s; reads, commands per request) --")
+
+        async def direct_add(_: int) -> None:
+            await queue.add("job", data, {"attempts": 1})
+
+        await measure("bullmq Queue.add (raw floor)", direct_add, args.seconds, 32, rclient)
+
+        async def direct_bulk(_: int) -> None:
+            await queue.addBulk([{"name": "job", "data": data}] * 500)
+
+        await measure("bullmq Queue.addBulk x500 (raw floor)", direct_bulk, args.seconds, 4,
+                      rclient, per_item=500)  # fmt: skip
+        for count in (1, 2):
+            with servers(url, count) as bases:
+                clients = [httpx.AsyncClient(base_url=b, timeout=30) for b in bases]
+
+                async def http_add(i: int, clients=clients) -> None:
+                    r = await clients[i % len(clients)].post(
+                        "/api/queues/q1/jobs", json={"data": data}
+                    )
+                    assert r.status_code == 201, r.text
+
+                await measure(f"POST /api/queues/q1/jobs, {count} server(s)", http_add,
+                              args.seconds, 32, rclient)  # fmt: skip
+
+                async def http_bulk(i: int, clients=clients) -> None:
+                    r = await clients[i % len(clients)].post(
+                        "/api/queues/q2/jobs/bulk", json={"jobs": [{"data": data}] * 500}
+                    )
+                    assert r.status_code == 201, r.text
+
+                await measure(f"POST .../jobs/bulk x500, {count} server(s)", http_bulk,
+                              args.seconds, 4, rclient, per_item=500)  # fmt: skip
+                for c in clients:
+                    await c.aclose()
+
+        # A state with many jobs, to show listing cost follows the page, not the state.
+        filled = await rclient.llen(f"{PREFIX}:q3:wait")
+        while filled < args.listing_jobs:
+            await queue.__class__("q3", {"connection": bull, "prefix": PREFIX}).addBulk(
+                [{"name": "job", "data": data}] * 1000
+            )
+            filled += 1000
+        print(f"-- reads (rate = requests/s; q3 holds {filled} waiting jobs) --")
+        with servers(url, 1) as (base,):
+            client = httpx.AsyncClient(base_url=base, timeout=30)
+            routes = [("GET /api/queues/stats", "/api/queues/stats"),
+                      ("GET /api/queue-dashboard/overview", "/api/queue-dashboard/overview"),
+                      ("GET /api/queues/q3/jobs (page of 50)", "/api/queues/q3/jobs?end=49"),
+                      ("GET /api/cache/bench-key", "/api/cache/bench-key")]  # fmt: skip
+            await client.put("/api/cache/bench-key", json={"value": {"hello": "world"}})
+            for label, path in routes:
+                probe = await client.get(path)
+                if probe.status_code != 200:
+                    print(f"{label:<44} skipped ({probe.status_code})")
+                    continue
+
+                async def get(_: int, path=path) -> None:
+                    r = await client.get(path)
+                    assert r.status_code == 200
+
+                await measure(label, get, args.seconds, 16, rclient)
+            await client.aclose()
+
+        print("-- raw floor: the same Redis calls from a bare script --")
+        names = list(QUEUES)
+
+        async def raw_stats(_: int) -> None:
+            pipe = rclient.pipeline(transaction=False)
+            for n in names:
+                for state in ("wait", "paused", "active"):
+                    pipe.llen(f"{PREFIX}:{n}:{state}")
+                for state in ("completed", "failed", "delayed", "prioritized", "waiting-children"):
+                    pipe.zcard(f"{PREFIX}:{n}:{state}")
+                pipe.hexists(f"{PREFIX}:{n}:meta", "paused")
+            await pipe.execute()
+
+        await measure("stats pipeline (6 queues)", raw_stats, args.seconds, 16, rclient)
+        q3 = Queue("q3", {"connection": bull, "prefix": PREFIX})
+
+        async def raw_page(_: int) -> None:
+            await q3.getJobs(["waiting"], 0, 49, True)
+
+        await measure("bullmq getJobs page of 50", raw_page, args.seconds, 16, rclient)
+        await rclient.aclose()
+        await bull.aclose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--listing-jobs", type=int, default=100_000)
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""The `email` queue: render a template and send it over SMTP, or drop it in the outbox.
+
+Without `smtp_url` messages are written as .eml files to `<data_dir>/outbox`, so the
+service works (and can be checked) without a mail server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.policy
+import re
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import formatdate
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import aiosmtplib
+from bullmq.custom_errors.unrecoverable_error import UnrecoverableError
+from jinja2 import FileSystemLoader, select_autoescape
+from jinja2.sandbox import SandboxedEnvironment
+from pydantic import BaseModel, EmailStr, Field, ValidationError, field_validator
+
+from kk.processors.base import JobContext, ProcessorSpec
+from kk.processors.paths import write_atomic
+
+if TYPE_CHECKING:
+    from bullmq import Job
+
+    from kk.settings import Settings
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+SMTP_TIMEOUT_S = 30.0
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_UNSAFE_ID = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def available_templates() -> list[str]:
+    """Names with both a text and an HTML template; `_`-prefixed files are partials."""
+    html = {p.name.removesuffix(".html.j2") for p in TEMPLATES_DIR.glob("*.html.j2")}
+    text = {p.name.removesuffix(".txt.j2") for p in TEMPLATES_DIR.glob("*.txt.j2")}
+    return sorted(n for n in html & text if not n.startswith("_"))
+
+
+class EmailJobData(BaseModel):
+    type: Literal["send-email"] = "send-email"
+    to: EmailStr
+    subject: str = Field(min_length=1, max_length=300)
+    template: str
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("subject")
+    @classmethod
+    def _single_line(cls, value: str) -> str:
+        # CR/LF would let a client inject headers (Bcc: ...) into the message.
+        if _CONTROL.search(value):
+            raise ValueError("subject must be one line without control characters")
+        return value
+
+    @field_validator("template")
+    @classmethod
+    def _known_template(cls, value: str) -> str:
+        names = available_templates()
+        if value not in names:
+            raise ValueError(f"unknown template '{value}'; available: {', '.join(names)}")
+        return value
+
+
+def _link(value: Any) -> str:
+    """Only http(s) and mailto links become buttons: escaping alone would let a
+    `javascript:` URL from job data through into an href."""
+    url = str(value or "").strip()
+    return url if url.lower().startswith(("https://", "http://", "mailto:")) else ""
+
+
+@cache
+def _environment() -> SandboxedEnvironment:
+    # Sandboxed although the templates are ours: a mistake in one must not reach Python
+    # internals. Data values are never compiled as templates, only inserted (escaped in HTML).
+    env = SandboxedEnvironment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=select_autoescape(enabled_extensions=("html.j2", "html"), default=False),
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["link"] = _link
+    return env
+
+
+def render_email(template: str, data: dict[str, Any]) -> tuple[str, str]:
+    """(text, html) of a template; missing variables render empty."""
+    env = _environment()
+    text = env.get_template(f"{template}.txt.j2").render(data)
+    html = env.get_template(f"{template}.html.j2").render(data)
+    return text, html
+
+
+def message_id(job_id: str | None) -> str:
+    # Derived from the job id so every retry of a job sends the same Message-ID and
+    # receivers can spot a duplicate delivery.
+    return f"<kk-email-{_UNSAFE_ID.sub('_', str(job_id))}@kk.local>"
+
+
+def build_message(settings: Settings, job_id: str | None, data: EmailJobData) -> EmailMessage:
+    text, html = render_email(data.template, data.data)
+    msg = EmailMessage()
+    msg["From"] = settings.mail_from
+    msg["To"] = str(data.to)
+    msg["Subject"] = data.subject
+    msg["Date"] = formatdate(usegmt=True)
+    msg["Message-ID"] = message_id(job_id)
+    msg.set_content(text)
+    msg.add_alternative(html, subtype="html")
+    return msg
+
+
+def _smtp_options(url: str) -> dict[str, Any]:
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise UnrecoverableError(
+            "smtp_url must look like smtp://[user:pass@]host:port[?starttls=true] or smtps://..."
+        )
+    implicit_tls = parts.scheme == "smtps"
+    query = parse_qs(parts.query)
+    starttls = query.get("starttls", ["false"])[-1].lower() in ("1", "true", "yes")
+    return {
+        "hostname": parts.hostname,
+        "port": parts.port or (465 if implicit_tls else 587 if starttls else 25),
+        "username": unquote(parts.username) if parts.username else None,
+        "password": unquote(parts.password) if parts.password else None,
+        "use_tls": implicit_tls,
+        # False, not None: a plain smtp:// URL must not silently try STARTTLS.
+        "start_tls": starttls and not implicit_tls,
+        "timeout": SMTP_TIMEOUT_S,
+    }
+
+
+async def _send_smtp(msg: EmailMessage, smtp_url: str) -> None:
+    try:
+        await aiosmtplib.send(msg, **_smtp_options(smtp_url))
+    except aiosmtplib.SMTPRecipientsRefused as exc:
+        if all(500 <= r.code < 600 for r in exc.recipients):
+            raise UnrecoverableError(f"recipient refused: {exc.recipients[0].message}") from exc
+        raise
+    except aiosmtplib.SMTPResponseException as exc:
+        # 5xx is a permanent refusal (bad address, auth); 4xx is worth another attempt.
+        if 500 <= exc.code < 600:
+            raise UnrecoverableError(f"SMTP server refused: {exc.code} {exc.message}") from exc
+        raise
+
+
+def _write_outbox(outbox: Path, job_id: str | None, msg: EmailMessage) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    path = outbox / f"{stamp}-{_UNSAFE_ID.sub('_', str(job_id))}.eml"
+    write_atomic(path, msg.as_bytes(policy=email.policy.SMTP))
+    return path
+
+
+def _validate(data: Any) -> EmailJobData:
+    """Bad job data never gets better on retry, so it fails the job for good."""
+    try:
+        return EmailJobData.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(map(str, first["loc"])) or "data"
+        raise UnrecoverableError(f"invalid job data: {where}: {first['msg']}") from None
+
+
+async def process_email(job: Job, ctx: JobContext) -> dict[str, Any]:
+    data = _validate(job.data)
+    msg = build_message(ctx.settings, job.id, data)
+    path: Path | None = None
+    if ctx.settings.smtp_url:
+        await _send_smtp(msg, ctx.settings.smtp_url)
+    else:
+        path = await asyncio.to_thread(_write_outbox, ctx.settings.outbox_dir, job.id, msg)
+    return {
+        "messageId": msg["Message-ID"],
+        "to": str(data.to),
+        "template": data.template,
+        "transport": "smtp" if path is None else "outbox",
+        "path": str(path) if path else None,
+    }
+
+
+SPEC = ProcessorSpec(process=process_email, payload=EmailJobData, default_job_name="send-email")
