@@ -59,9 +59,9 @@ def _require(request: Request, needed: Role) -> Role:
     return role
 
 
-def require_read(request: Request) -> Role:
+async def require_read(request: Request) -> Role:
     return _require(request, Role.read)
 
 
-def require_admin(request: Request) -> Role:
+async def require_admin(request: Request) -> Role:
     return _require(request, Role.admin)

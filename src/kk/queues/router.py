@@ -35,14 +35,14 @@ QueueName = Annotated[
 JobId = Annotated[str, Path(min_length=1, max_length=200)]
 
 
-def get_queue_service(request: Request) -> QueueService:
+async def get_queue_service(request: Request) -> QueueService:
     return request.app.state.queues
 
 
 Service = Annotated[QueueService, Depends(get_queue_service)]
 
 
-def checked_queue(queueName: QueueName, service: Service) -> str:
+async def checked_queue(queueName: QueueName, service: Service) -> str:
     """Resolve the queue first, so a bad name wins over a bad body or query."""
     service.queue(queueName)
     return queueName
