@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -86,6 +88,58 @@ async def load(
     return len(latencies), latencies, time.perf_counter() - started
 
 
+WRK = shutil.which("wrk")
+
+
+def _ms(text: str) -> float:
+    value = float(text.rstrip("usm"))
+    return (
+        value / 1000
+        if text.endswith("us")
+        else value * 1000
+        if text.endswith("s") and not text.endswith("ms")
+        else value
+    )
+
+
+def wrk(
+    url: str, seconds: float, concurrency: int, body: str | None
+) -> tuple[int, float, float, float]:
+    """Load from wrk (C, its own process): a Python client would be the bottleneck."""
+    args = [WRK, "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--latency", url]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        if body is not None:
+            script.write(f"wrk.method = 'POST'\nwrk.body = [[{body}]]\n"
+                         "wrk.headers['Content-Type'] = 'application/json'\n")  # fmt: skip
+            script.flush()
+            args[1:1] = ["-s", script.name]
+        out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))
+    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))
+    if "Non-2xx" in out:
+        raise RuntimeError(f"errors during the run:\n{out}")
+    return requests, rate, p50, p99
+
+
+async def measure_wrk(name: str, urls: list[str], seconds: float, concurrency: int, rclient,
+                      body: str | None = None, per_item: int = 1) -> None:  # fmt: skip
+    """One wrk per server URL, all at once; rates add up, percentiles are the worst."""
+    before = reads_and_commands(await rclient.info("stats"))
+    results = await asyncio.gather(
+        *(asyncio.to_thread(wrk, url, seconds, concurrency, body) for url in urls)
+    )
+    after = reads_and_commands(await rclient.info("stats"))
+    count = sum(r[0] for r in results)
+    rate = sum(r[1] for r in results)
+    p50, p99 = max(r[2] for r in results), max(r[3] for r in results)
+    reads = (after[0] - before[0]) / max(count, 1)
+    commands = (after[1] - before[1]) / max(count, 1)
+    print(f"{name:<44} {rate * per_item:>9.0f}/s {p50:>8.2f} {p99:>8.2f} {reads:>7.1f} "
+          f"{commands:>9.1f}", flush=True)  # fmt: skip
+
+
 async def measure(name: str, call, seconds: float, concurrency: int, rclient,
                   per_item: int = 1) -> None:  # fmt: skip
     before = reads_and_commands(await rclient.info("stats"))
@@ -119,27 +173,17 @@ async def run(args: argparse.Namespace) -> None:
                       rclient, per_item=500)  # fmt: skip
         for count in (1, 2):
             with servers(url, count) as bases:
-                clients = [httpx.AsyncClient(base_url=b, timeout=30) for b in bases]
-
-                async def http_add(i: int, clients=clients) -> None:
-                    r = await clients[i % len(clients)].post(
-                        "/api/queues/q1/jobs", json={"data": data}
-                    )
-                    assert r.status_code == 201, r.text
-
-                await measure(f"POST /api/queues/q1/jobs, {count} server(s)", http_add,
-                              args.seconds, 32, rclient)  # fmt: skip
-
-                async def http_bulk(i: int, clients=clients) -> None:
-                    r = await clients[i % len(clients)].post(
-                        "/api/queues/q2/jobs/bulk", json={"jobs": [{"data": data}] * 500}
-                    )
-                    assert r.status_code == 201, r.text
-
-                await measure(f"POST .../jobs/bulk x500, {count} server(s)", http_bulk,
-                              args.seconds, 4, rclient, per_item=500)  # fmt: skip
-                for c in clients:
-                    await c.aclose()
+                if WRK is None:
+                    print("wrk not found (apt-get install wrk): HTTP figures skipped")
+                    break
+                one = json.dumps({"data": data})
+                bulk = json.dumps({"jobs": [{"data": data}] * 500})
+                await measure_wrk(f"POST /api/queues/q1/jobs, {count} server(s)",
+                                  [f"{b}/api/queues/q1/jobs" for b in bases], args.seconds, 32,
+                                  rclient, one)  # fmt: skip
+                await measure_wrk(f"POST .../jobs/bulk x500, {count} server(s)",
+                                  [f"{b}/api/queues/q2/jobs/bulk" for b in bases], args.seconds,
+                                  4, rclient, bulk, per_item=500)  # fmt: skip
 
         # A state with many jobs, to show listing cost follows the page, not the state.
         filled = await rclient.llen(f"{PREFIX}:q3:wait")
@@ -158,15 +202,10 @@ async def run(args: argparse.Namespace) -> None:
             await client.put("/api/cache/bench-key", json={"value": {"hello": "world"}})
             for label, path in routes:
                 probe = await client.get(path)
-                if probe.status_code != 200:
-                    print(f"{label:<44} skipped ({probe.status_code})")
+                if probe.status_code != 200 or WRK is None:
+                    print(f"{label:<44} skipped ({probe.status_code}, wrk={WRK})")
                     continue
-
-                async def get(_: int, path=path) -> None:
-                    r = await client.get(path)
-                    assert r.status_code == 200
-
-                await measure(label, get, args.seconds, 16, rclient)
+                await measure_wrk(label, [f"{base}{path}"], args.seconds, 16, rclient)
             await client.aclose()
 
         print("-- raw floor: the same Redis calls from a bare script --")
