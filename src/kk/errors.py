@@ -173,5 +173,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("Unhandled error on %s %s", request.method, request.url.path)
+        # Runs outside RequestLog (Starlette's outermost layer): pass the request id on.
+        request_id = getattr(request.state, "request_id", None)
+        log.exception(
+            "Unhandled error on %s %s",
+            request.method,
+            request.url.path,
+            extra={"request_id": request_id} if request_id else None,
+        )
         return error_response(request.url.path, ErrorCode.INTERNAL_ERROR, "Internal server error")

@@ -5,11 +5,31 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import Any
 
 from kk.settings import Settings
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+
+# What a log line is about, carried by the task that does the work: the request being
+# served (set by RequestLog) or the job being run (set by the worker). Every record logged
+# meanwhile, from any module, gets these fields (JSON logs show them).
+request_id_var: ContextVar[str | None] = ContextVar("kk_request_id", default=None)
+job_fields_var: ContextVar[dict[str, Any] | None] = ContextVar("kk_job_fields", default=None)
+
+
+class ContextFields(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        request_id = request_id_var.get()
+        if request_id is not None and not hasattr(record, "request_id"):
+            record.request_id = request_id
+        for key, value in (job_fields_var.get() or {}).items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -28,6 +48,7 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(ContextFields())
     if settings.log_json:
         handler.setFormatter(JsonFormatter())
     else:

@@ -10,6 +10,7 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kk.errors import ErrorCode, error_response
+from kk.logs import request_id_var
 
 log = logging.getLogger("kk.http")
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -81,6 +82,7 @@ class RequestLog:
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _REQUEST_ID_RE.fullmatch(incoming) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        request_id_token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
 
@@ -112,3 +114,4 @@ class RequestLog:
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                 },
             )
+            request_id_var.reset(request_id_token)

@@ -1,0 +1,1 @@
+"""Health checks: the @nestjs/terminus `/health`, `/health/redis` and Kubernetes probes."""
