@@ -7,10 +7,15 @@ import os
 import signal
 import time
 
-from tests.integration.helpers import add_job, job_in
+from tests.integration.helpers import add_job, job_in, wait_job
 from tests.support.server import start_server, wait_for
 
-IDLE = json.dumps({"parked": {"attempts": 1}})  # a queue without a processor: jobs stay put
+IDLE = json.dumps(
+    {
+        "parked": {"attempts": 1},  # no processor: jobs stay put
+        "flaky": {"attempts": 1, "processor": "tests.support.processors:flaky"},
+    }
+)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -32,6 +37,8 @@ def test_queued_jobs_survive_a_restart_of_the_embedded_service(tmp_path):
         }
         waiting = add_job(client, "parked", {"kind": "waiting"})
         delayed = add_job(client, "parked", {"kind": "delayed"}, delay=3_600_000)
+        failed = add_job(client, "flaky", {"fail": True})
+        wait_job(client, "flaky", "failed", failed)
         assert (data_dir / "redis" / "appendonlydir").is_dir(), "AOF is on"
         pid = int((data_dir / "redis" / "server.pid").read_text())
         assert _pid_alive(pid)
@@ -42,6 +49,7 @@ def test_queued_jobs_survive_a_restart_of_the_embedded_service(tmp_path):
         assert job_in(client, "parked", "delayed", delayed)["data"] == {"kind": "delayed"}
         stats = client.get("/api/queues/parked/stats").json()["data"]
         assert stats["waiting"] == 1 and stats["delayed"] == 1
+        assert job_in(client, "flaky", "failed", failed)["failedReason"]
 
 
 def test_the_embedded_server_is_supervised(tmp_path):
