@@ -1,8 +1,9 @@
-"""Reads for the dashboard that `QueueService` does not do: alert signals, per-minute
-throughput from BullMQ's metrics keys, and which queues have workers.
+"""Reads for the dashboard that `QueueService` does not do: per-minute throughput from
+BullMQ's metrics keys, which queues have workers, and the signals the alert rules read
+(gathered by `kk.queues.snapshot`).
 
 Every function costs a fixed number of Redis round trips whatever the number of queues:
-one pipeline for signals or throughput, one CLIENT LIST for workers.
+one pipeline for throughput, one CLIENT LIST for workers.
 """
 
 from __future__ import annotations
@@ -20,13 +21,6 @@ from kk.queues.service import QueueService
 
 log = logging.getLogger("kk.queues.insights")
 
-# The oldest waiting job is the tail of BullMQ's wait list (LPUSH in, taken from the right);
-# its creation time is the `timestamp` field of its hash. Both in one call, no second trip.
-_OLDEST_WAITING = """
-local id = redis.call("LINDEX", KEYS[1], -1)
-if not id then return false end
-return redis.call("HGET", ARGV[1] .. id, "timestamp")
-"""
 _KINDS = ("completed", "failed")
 
 
@@ -96,32 +90,26 @@ async def throughput(
     return out
 
 
-async def signals(
-    service: QueueService, stats: Sequence[QueueStats], now_ms: int
-) -> dict[str, QueueSignals]:
-    """What the alert rules need beyond the counts, for every queue in one round trip."""
-    pipe = service.redis.pipeline(transaction=False)
-    windows = {}
-    for s in stats:
-        windows[s.name] = service.config(s.name).alerts.failure_ratio_window_minutes
-        pipe.eval(_OLDEST_WAITING, 1, service.key(s.name, "wait"), service.key(s.name, ""))
-        _queue_metrics(pipe, service, s.name, windows[s.name])
-    replies = await pipe.execute()
-    out: dict[str, QueueSignals] = {}
-    for i, s in enumerate(stats):
-        oldest, c_meta, c_points, f_meta, f_points = replies[i * 5 : i * 5 + 5]
-        window = windows[s.name]
-        created = _int(oldest)
-        out[s.name] = QueueSignals(
-            name=s.name,
-            waiting=s.waiting + s.prioritized,
-            failed=s.failed,
-            paused=s.paused,
-            oldest_waiting_s=max(now_ms - created, 0) / 1000 if created else None,
-            window_completed=sum(series_from(c_meta, c_points, now_ms, window)),
-            window_failed=sum(series_from(f_meta, f_points, now_ms, window)),
-        )
-    return out
+@dataclass(frozen=True)
+class AlertInputs:
+    """What the alert rules need beyond the counts."""
+
+    oldest_waiting_s: float | None
+    window_completed: int
+    window_failed: int
+
+
+def to_signals(stats: QueueStats, inputs: AlertInputs) -> QueueSignals:
+    return QueueSignals(
+        name=stats.name,
+        # Prioritized jobs wait too; BullMQ only keeps them in a set of their own.
+        waiting=stats.waiting + stats.prioritized,
+        failed=stats.failed,
+        paused=stats.paused,
+        oldest_waiting_s=inputs.oldest_waiting_s,
+        window_completed=inputs.window_completed,
+        window_failed=inputs.window_failed,
+    )
 
 
 def _client_names(raw: object) -> list[str]:

@@ -1,0 +1,1 @@
+"""The web dashboard and its API: overview, alerts, health, throughput, schedules, actions."""

@@ -1,0 +1,127 @@
+"""Answers of the /api/queue-dashboard routes and of the dashboard's job actions."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+from kk.queues.schemas import QueueStats
+
+
+class AlertView(BaseModel):
+    queue: str
+    level: Literal["warning", "critical"]
+    message: str
+    value: int | float
+    threshold: int | float
+    rule: str
+
+
+class Totals(BaseModel):
+    totalWaiting: int
+    totalActive: int
+    totalCompleted: int
+    totalFailed: int
+    totalQueues: int
+    totalDelayed: int = 0
+    totalPaused: int = 0
+
+
+class OverviewMetrics(BaseModel):
+    total: Totals
+
+
+class Overview(BaseModel):
+    stats: list[QueueStats]
+    metrics: OverviewMetrics
+    alerts: list[AlertView]
+    timestamp: str
+
+
+class HealthMetrics(BaseModel):
+    waiting: int
+    active: int
+    failed: int
+
+
+class QueueHealth(BaseModel):
+    healthy: bool
+    metrics: HealthMetrics
+    # Worker connections seen in CLIENT LIST; None when the server does not allow it.
+    workers: int | None = None
+    reasons: list[str] = []
+
+
+class QueuesHealth(BaseModel):
+    status: Literal["up", "down"]
+    queues: dict[str, QueueHealth]
+
+
+class HealthData(BaseModel):
+    queues: QueuesHealth
+
+
+class ThroughputPoint(BaseModel):
+    time: str
+    completed: int
+    failed: int
+
+
+class ThroughputTotals(BaseModel):
+    completed: int
+    failed: int
+
+
+class Throughput(BaseModel):
+    queue: str
+    minutes: int
+    points: list[ThroughputPoint]
+    totals: ThroughputTotals
+
+
+class Series(BaseModel):
+    completed: list[int]
+    failed: list[int]
+
+
+class ThroughputAll(BaseModel):
+    """Compact form for sparklines: one count per minute, oldest first, from `start`."""
+
+    start: str
+    minutes: int
+    queues: dict[str, Series]
+
+
+class ScheduleView(BaseModel):
+    name: str
+    queueName: str
+    jobType: str
+    cronExpression: str
+    enabled: bool
+    description: str
+    timezone: str
+    nextRun: str | None
+    lastRun: str | None
+
+
+class Done(BaseModel):
+    success: Literal[True] = True
+    message: str
+
+
+class RunNow(BaseModel):
+    success: Literal[True] = True
+    jobId: str
+    message: str
+
+
+class RetriedCount(BaseModel):
+    success: Literal[True] = True
+    message: str
+    data: dict[str, int]
+
+
+class JobLogs(BaseModel):
+    logs: list[str]
+    count: int

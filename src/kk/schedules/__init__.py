@@ -1,0 +1,1 @@
+"""Cron schedules that enqueue jobs through BullMQ job schedulers."""
