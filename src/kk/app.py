@@ -9,8 +9,16 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from kk import __version__
+from kk.cache.router import router as cache_router
+from kk.dashboard.page import install_dashboard
 from kk.errors import install_error_handlers
+from kk.health.router import router as health_router
+from kk.health.service import HealthService
 from kk.logs import configure_logging
+from kk.metrics.jobs import JobMetrics
+from kk.metrics.middleware import HttpMetrics
+from kk.metrics.registry import AppMetrics
+from kk.metrics.router import router as metrics_router
 from kk.middleware import BodySizeLimit, RequestLog
 from kk.openapi import install_openapi
 from kk.queues.router import router as queues_router
@@ -26,12 +34,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await Runtime.start(settings, with_workers=settings.run_workers)
+        worker_queues = (settings.worker_queues or settings.queues) if settings.run_workers else ()
+        runtime = await Runtime.start(
+            settings,
+            with_workers=settings.run_workers,
+            job_listeners=[JobMetrics(metrics, worker_queues)],
+        )
         app.state.runtime = runtime
         app.state.queues = runtime.queues
         try:
             yield
         finally:
+            await app.state.health.close()
             await runtime.stop()
 
     app = FastAPI(
@@ -41,9 +55,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    # Health and metrics: one registry per app, health checks timing Redis into it.
+    metrics = AppMetrics()
+    app.state.metrics = metrics
+    app.state.health = HealthService(settings, metrics.observe_redis("health"))
     install_error_handlers(app)
     install_openapi(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLog)
+    if settings.metrics_enabled:
+        app.add_middleware(HttpMetrics, metrics=metrics)
+        app.include_router(metrics_router)
+    app.include_router(health_router)
     app.include_router(queues_router)
+    app.include_router(cache_router)
+    install_dashboard(app)
     return app

@@ -12,13 +12,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kk.cache.lifecycle import CacheRuntime
+from kk.db.engine import create_engine
 from kk.infra.embedded_redis import EmbeddedRedis
 from kk.infra.redis_client import api_client
 from kk.processors.base import JobContext, ProcessorSpec
 from kk.processors.registry import resolve_processor
 from kk.queues.service import QueueService
-from kk.queues.workers import WorkerPool
+from kk.queues.workers import JobListener, WorkerPool
+from kk.schedules.manager import ScheduleManager
 from kk.settings import Settings
 
 log = logging.getLogger("kk.runtime")
@@ -40,6 +44,8 @@ class Runtime:
     embedded: EmbeddedRedis | None = None
     workers: WorkerPool | None = None
     extras: dict[str, object] = field(default_factory=dict)
+    db: AsyncEngine | None = None
+    cache: CacheRuntime | None = None
 
     @classmethod
     async def start(
@@ -49,6 +55,7 @@ class Runtime:
         with_workers: bool,
         worker_queues: Iterable[str] | None = None,
         concurrency: int | None = None,
+        job_listeners: Iterable[JobListener] = (),
     ) -> Runtime:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         embedded = None
@@ -62,16 +69,30 @@ class Runtime:
         processors = load_processors(settings)
         queues = QueueService(redis, settings, processors)
         runtime = cls(settings, redis_url, redis, queues, embedded)
+        runtime.db = create_engine(settings)
+        runtime.cache = await CacheRuntime.start(settings, redis, runtime.db)
+        schedules = ScheduleManager(redis, settings, queues)
+        runtime.extras["schedules"] = schedules
         if with_workers:
             context = JobContext(settings=settings, redis=redis, queues=queues)
             pool = WorkerPool(settings, redis_url, processors, context, worker_queues, concurrency)
+            pool.listeners.extend(job_listeners)  # before start: no job goes unseen
+            pool.listeners.append(schedules)  # records when a schedule's tick runs
             pool.start()
             runtime.workers = pool
+        schedules.start()
         return runtime
 
     async def stop(self) -> None:
+        schedules = self.extras.get("schedules")
+        if isinstance(schedules, ScheduleManager):
+            await schedules.stop()
         if self.workers is not None:
             await self.workers.close()
+        if self.cache is not None:
+            await self.cache.stop()
+        if self.db is not None:
+            await self.db.dispose()
         with contextlib.suppress(Exception):
             await self.redis.aclose()
         if self.embedded is not None:

@@ -20,6 +20,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from kk.schedules.config import SCHEDULE_NAME_RE, ScheduleConfig, default_schedules
+
 BUILTIN_QUEUES = ("email", "image-processing", "cleanup", "webhook")
 LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
 
@@ -32,6 +34,8 @@ class AlertRules(BaseModel):
     failed: int | None = 50
     failure_ratio: float | None = 0.5
     failure_ratio_min_jobs: int = 20
+    # The failure ratio is failed / (completed + failed) over this many recent minutes.
+    failure_ratio_window_minutes: int = Field(60, ge=1, le=1440)
     oldest_waiting_seconds: int | None = 600
     paused: bool = True
     warning_ratio: float = Field(0.5, gt=0, le=1)
@@ -107,12 +111,59 @@ class Settings(BaseSettings):
     # Hosts or CIDR ranges that workers may fetch although they are private (e.g. in tests).
     ssrf_allow: list[str] = Field(default_factory=list)
 
+    # Dashboard and schedules.
+    # Cron schedules by name; unset = the built-in ones (daily-cleanup, hourly-trim). Whether
+    # each is enabled is kept in Redis once changed through the API, so all processes agree.
+    schedules: dict[str, ScheduleConfig] | None = None
+
+    @model_validator(mode="after")
+    def _check_schedules(self) -> Settings:
+        if self.schedules is None:
+            self.schedules = default_schedules(self.cleanup_finished_age_s)
+        for name, schedule in self.schedules.items():
+            if not SCHEDULE_NAME_RE.fullmatch(name):
+                raise ValueError(f"schedule name '{name}' must match {SCHEDULE_NAME_RE.pattern}")
+            if schedule.queue not in self.queues:
+                raise ValueError(f"schedule '{name}': queue '{schedule.queue}' is not registered")
+        return self
+
     # Health and metrics.
     # Each dependency check gives up after this long, so a hung dependency can't hang a probe.
     health_timeout_ms: int = Field(1000, ge=50, le=60_000)
     health_redis_memory_threshold_mb: float = Field(1024, gt=0)
     health_redis_connections_threshold: int = Field(100, ge=1)
     metrics_enabled: bool = True
+
+    # Cache and database.
+    # The database is `database_url` above (unset = SQLite file `kk.sqlite3` in the data dir).
+    demo_users: int = Field(1000, ge=0, le=1_000_000)  # seeded once, into an empty table
+    db_connect_timeout_s: float = Field(3.0, gt=0, le=60)
+    db_query_timeout_ms: int = Field(5000, ge=50, le=60_000)
+    # Every cache key lives under this prefix, apart from the queues' `<queue_prefix>:` keys.
+    cache_prefix: str = Field("kk:cache:", min_length=1, max_length=64)
+    cache_default_ttl_s: int = Field(300, ge=1, le=30 * 86_400)
+    cache_max_ttl_s: int = Field(30 * 86_400, ge=1)
+    cache_ttl_jitter: float = Field(0.1, ge=0, le=0.5)  # +-10 %: entries don't expire together
+    cache_max_value_bytes: int = Field(512 * 1024, ge=64)
+    cache_max_batch: int = Field(1000, ge=1, le=100_000)
+    cache_max_scan_count: int = Field(500, ge=1, le=10_000)
+    cache_negative_ttl_s: int = Field(60, ge=1, le=86_400)  # how long a missing id is remembered
+    cache_lock_ms: int = Field(3000, ge=100, le=60_000)  # cross-process single-flight lock
+    # Bloom filter of existing user ids; 0 disables it (negative caching still applies).
+    cache_bloom_capacity: int = Field(100_000, ge=0, le=100_000_000)
+    cache_bloom_refresh_s: int = Field(600, ge=0)  # rebuild period; 0 = only at start
+
+    @model_validator(mode="after")
+    def _cache_apart_from_queues(self) -> Settings:
+        # Queue keys are `<queue_prefix>:<queue>:...`: if one prefix extends the other, a cache
+        # key could name a queue key (and the other way round) on a shared server.
+        queue_ns = f"{self.queue_prefix}:"
+        if self.cache_prefix.startswith(queue_ns) or queue_ns.startswith(self.cache_prefix):
+            raise ValueError(
+                f"cache_prefix '{self.cache_prefix}' overlaps the queue prefix "
+                f"'{self.queue_prefix}': choose prefixes where neither starts with the other"
+            )
+        return self
 
     @field_validator("queues", mode="after")
     @classmethod
@@ -136,6 +187,13 @@ class Settings(BaseSettings):
             self.storage_root = self.data_dir / "storage"
         if self.temp_dir is None:
             self.temp_dir = self.data_dir / "tmp"
+        if self.redis_url and "{" not in self.queue_prefix:
+            from kk.infra.redis_client import redis_mode_of
+
+            if redis_mode_of(self.redis_url) == "cluster":
+                # BullMQ's Lua scripts touch many keys of a queue: on a cluster they must
+                # share a slot, which a hash tag in the prefix guarantees.
+                self.queue_prefix = "{" + self.queue_prefix + "}"
         if self.api_key and self.api_key not in self.api_keys:
             self.api_keys = [self.api_key, *self.api_keys]
         return self

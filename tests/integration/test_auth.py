@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 
 import pytest
 
@@ -19,6 +20,7 @@ OPEN_PATHS = {"/health/live", "/health/ready", "/openapi.json", "/docs", "/docs/
 def locked(tmp_path_factory, server_env):
     env = {
         **server_env,
+        "KK_QUEUE_PREFIX": f"kka-{uuid.uuid4().hex[:8]}",  # its adds stay out of other tests
         "KK_API_KEYS": json.dumps([ADMIN]),
         "KK_READ_API_KEYS": json.dumps([READER]),
     }

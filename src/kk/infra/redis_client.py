@@ -1,18 +1,91 @@
-"""Redis clients: one pooled client for the API, one per worker for blocking commands."""
+"""Redis clients: one pooled client for the API, one per worker for blocking commands.
+
+Every URL form goes through `connect`:
+- `redis://`, `rediss://` (TLS), `unix://` — one server (user, password and db in the URL);
+- `redis+sentinel://[user:pass@]host:port[,host:port…]/<master name>[/db]` — the master that
+  the Sentinels name, followed across fail-overs;
+- `redis+cluster://[user:pass@]host:port[,host:port…]` (`rediss+cluster://` for TLS) —
+  a Redis Cluster; queues then need a hash-tagged prefix (see Settings).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
 
 _RETRYABLE = [BusyLoadingError, ConnectionError, TimeoutError]
+SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+
+
+def redis_mode_of(url: str) -> str:
+    scheme = url.split("://", 1)[0]
+    if scheme in SENTINEL_SCHEMES:
+        return "sentinel"
+    if scheme in CLUSTER_SCHEMES:
+        return "cluster"
+    return "standalone"
+
+
+def _hosts(netloc: str, default_port: int) -> tuple[str | None, str | None, list[tuple[str, int]]]:
+    """User, password and host:port list of a URL's `user:pass@h1:p1,h2:p2` part."""
+    auth, _, hosts = netloc.rpartition("@")
+    user, _, password = auth.partition(":")
+    nodes = []
+    for item in hosts.split(","):
+        if item.startswith("["):  # [ipv6]:port
+            host, _, port = item[1:].partition("]")
+            port = port.lstrip(":")
+        elif item.count(":") == 1:
+            host, _, port = item.partition(":")
+        else:
+            host, port = item, ""
+        nodes.append((host, int(port or default_port)))
+    return unquote(user) or None, unquote(password) or None, nodes
+
+
+def connect(url: str, **options: Any) -> aioredis.Redis:
+    """A client for any supported URL; `options` are redis-py connection options."""
+    parts = urlsplit(url)
+    if parts.scheme in SENTINEL_SCHEMES:
+        user, password, nodes = _hosts(parts.netloc, 26379)
+        path = [p for p in parts.path.split("/") if p]
+        if not path:
+            raise ValueError("A Sentinel URL names the master: redis+sentinel://host:port/<name>")
+        tls = {"ssl": True} if parts.scheme.startswith("rediss") else {}
+        sentinel = Sentinel(
+            nodes,
+            sentinel_kwargs={"password": password, "socket_timeout": 2, **tls},
+            username=user,
+            password=password,
+            db=int(path[1]) if len(path) > 1 else 0,
+            **tls,
+            **options,
+        )
+        return sentinel.master_for(path[0])
+    if parts.scheme in CLUSTER_SCHEMES:
+        user, password, nodes = _hosts(parts.netloc, 6379)
+        options.pop("max_connections", None)
+        return RedisCluster(
+            startup_nodes=[ClusterNode(h, p) for h, p in nodes],
+            username=user,
+            password=password,
+            ssl=parts.scheme.startswith("rediss"),
+            **options,
+        )
+    return aioredis.from_url(url, **options)
 
 
 def api_client(url: str, timeout_s: float, max_connections: int = 64) -> aioredis.Redis:
     """For request handlers: bounded timeouts so a hung or absent Redis answers 503 fast."""
-    return aioredis.from_url(
+    return connect(
         url,
         decode_responses=True,
         socket_timeout=timeout_s,
@@ -20,7 +93,7 @@ def api_client(url: str, timeout_s: float, max_connections: int = 64) -> aioredi
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), 2),
         retry_on_error=_RETRYABLE,
         max_connections=max_connections,
-        health_check_interval=30,
+        **({} if redis_mode_of(url) == "cluster" else {"health_check_interval": 30}),
     )
 
 
@@ -28,15 +101,15 @@ def worker_client(url: str, max_connections: int = 256) -> aioredis.Redis:
     """For workers: no socket timeout, because BullMQ blocks (BZPOPMIN) for up to 10 s and
     redis-py 8's 5 s default timeout would break the wait; reconnects with backoff."""
     # Keepalive probes notice a peer that vanished without a reset (TCP only).
-    tcp = {"socket_keepalive": True} if url.startswith(("redis://", "rediss://")) else {}
-    return aioredis.from_url(
+    tcp = {} if url.startswith("unix://") else {"socket_keepalive": True}
+    return connect(
         url,
         decode_responses=True,
         socket_timeout=None,
         socket_connect_timeout=5,
-        **tcp,
         retry=Retry(ExponentialWithJitterBackoff(base=0.1, cap=5), 20),
         retry_on_error=_RETRYABLE,
         max_connections=max_connections,
-        health_check_interval=30,
+        **tcp,
+        **({} if redis_mode_of(url) == "cluster" else {"health_check_interval": 30}),
     )

@@ -17,6 +17,7 @@ from typing import Any
 from bullmq import Job, Queue
 from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from kk.errors import AppError, ErrorCode
 from kk.processors.base import ProcessorSpec
@@ -279,7 +280,11 @@ class QueueService:
         for job_name, data, options in jobs:
             self._check_size(data)
             entries.append({"name": job_name, "data": data, "opts": self._job_opts(name, options)})
-        added = await queue.addBulk(entries)
+        if isinstance(self.redis, RedisCluster):
+            # Redis Cluster refuses pipelined EVALSHA: add one by one (not atomic there).
+            added = [await queue.add(e["name"], e["data"], e["opts"]) for e in entries]
+        else:
+            added = await queue.addBulk(entries)
         return [str(job.id) for job in added]
 
     async def retry(self, name: str, job_id: str) -> None:

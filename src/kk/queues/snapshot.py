@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from kk.queues.insights import AlertInputs
@@ -69,12 +70,20 @@ _SHA = hashlib.sha1(_SNAPSHOT.encode()).hexdigest()  # noqa: S324 - Redis names 
 
 
 async def _run(service: QueueService, names: Sequence[str], now_ms: int) -> list:
-    pipe = service.redis.pipeline(transaction=False)
+    batches = []
     for i in range(0, len(names), _BATCH):
         batch = names[i : i + _BATCH]
         prefixes = [service.key(n, "") for n in batch]
         windows = [service.config(n).alerts.failure_ratio_window_minutes for n in batch]
-        pipe.evalsha(_SHA, len(prefixes), *prefixes, now_ms, *windows)
+        batches.append((prefixes, [now_ms, *windows]))
+    if isinstance(service.redis, RedisCluster):
+        # A cluster refuses pipelined EVALSHA; the hash-tagged prefix keeps each call on
+        # one node, so this is one call per 100 queues.
+        script = service.redis.register_script(_SNAPSHOT)
+        return [await script(keys=keys, args=args) for keys, args in batches]
+    pipe = service.redis.pipeline(transaction=False)
+    for keys, args in batches:
+        pipe.evalsha(_SHA, len(keys), *keys, *args)
     return await pipe.execute(raise_on_error=False)
 
 

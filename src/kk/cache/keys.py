@@ -1,0 +1,45 @@
+"""Cache key names as clients see them, and their Redis keys under the cache prefix.
+
+A client's key `k` is stored as `<cache_prefix>k` and nothing else: the queues' keys
+(`<queue_prefix>:...`, kept apart by a settings check) can't be named. Names starting with
+`__` are the cache's own (counters, locks, the Bloom filter) and are refused.
+"""
+
+from __future__ import annotations
+
+import re
+
+from kk.errors import AppError, ErrorCode
+
+MAX_KEY_LENGTH = 256
+RESERVED = "__"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+
+
+def check_key(name: str, what: str = "key") -> str:
+    if not name:
+        raise AppError(ErrorCode.VALIDATION_ERROR, f"The {what} must not be empty")
+    if len(name) > MAX_KEY_LENGTH:
+        raise AppError(
+            ErrorCode.VALIDATION_ERROR, f"The {what} is longer than {MAX_KEY_LENGTH} characters"
+        )
+    if _CONTROL.search(name):
+        raise AppError(ErrorCode.VALIDATION_ERROR, f"The {what} contains control characters")
+    if name.startswith(RESERVED):
+        raise AppError(ErrorCode.VALIDATION_ERROR, f"Keys starting with '{RESERVED}' are reserved")
+    return name
+
+
+def check_pattern(pattern: str) -> str:
+    if len(pattern) > MAX_KEY_LENGTH or _CONTROL.search(pattern):
+        raise AppError(
+            ErrorCode.VALIDATION_ERROR,
+            f"The pattern must be at most {MAX_KEY_LENGTH} printable characters",
+        )
+    return pattern or "*"
+
+
+def glob_escape(text: str) -> str:
+    """`text` matched literally by Redis' MATCH (so a prefix can't act as a wildcard)."""
+    return _GLOB_SPECIAL.sub(r"\\\1", text)

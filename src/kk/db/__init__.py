@@ -1,0 +1,1 @@
+"""The database: an async SQLAlchemy engine, Alembic migrations run at start, demo users."""
