@@ -24,7 +24,10 @@ import psutil
 from bench._common import percentile, private_redis
 
 ROOT = Path(__file__).resolve().parents[1]
-QUEUES = {"soak": {"processor": "bench.processors:noop", "attempts": 3, "concurrency": 20}}
+QUEUES = {
+    "soak": {"processor": "bench.processors:noop", "attempts": 3, "concurrency": 20,
+             "keep_completed": 10_000_000},  # keep them all, to count them
+}  # fmt: skip
 
 
 def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
