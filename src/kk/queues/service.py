@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -45,22 +46,6 @@ _ASCENDING = {
     JobStatus.prioritized,
     JobStatus.waiting_children,
 }
-# Keys read per queue by _COUNTS_LUA, in its order. "paused" is the list BullMQ < 5 kept
-# paused jobs in; its length counts as waiting.
-_COUNTED_KEYS = (
-    "wait", "paused", "active", "completed", "failed", "delayed", "prioritized",
-    "waiting-children", "meta",
-)  # fmt: skip
-_COUNTS_LUA = """
-local out = {}
-for i = 1, #KEYS, 9 do
-  out[#out + 1] = redis.call("LLEN", KEYS[i]) + redis.call("LLEN", KEYS[i + 1])
-  out[#out + 1] = redis.call("LLEN", KEYS[i + 2])
-  for j = 3, 7 do out[#out + 1] = redis.call("ZCARD", KEYS[i + j]) end
-  out[#out + 1] = redis.call("HEXISTS", KEYS[i + 8], "paused")
-end
-return out
-"""
 _CLEAN_BATCH = 1000
 _GET_JOBS_MAX_BACKFILL = 64
 
@@ -120,7 +105,6 @@ class QueueService:
         self.settings = settings
         self.prefix = settings.queue_prefix
         self._processors = processors
-        self._counts = redis.register_script(_COUNTS_LUA)
         # Queue objects share the service's pooled client (never closed through them).
         self._queues: dict[str, Queue] = {
             name: Queue(name, {"connection": redis, "prefix": self.prefix})
@@ -149,31 +133,13 @@ class QueueService:
     # -- reads ---------------------------------------------------------------------------
 
     async def stats_many(self, names: Iterable[str]) -> list[QueueStats]:
-        """Counts of many queues in one round trip: a short Lua script reads every list and
-        set server-side and returns 8 integers per queue (a pipeline would cost a reply and
-        a Python parse per command)."""
-        names = [self._check(n) for n in names]
-        keys = [self.key(name, state) for name in names for state in _COUNTED_KEYS]
-        replies = await self._counts(keys=keys)
-        out = []
-        for i, name in enumerate(names):
-            waiting, active, completed, failed, delayed, prio, children, paused = replies[
-                i * 8 : i * 8 + 8
-            ]
-            out.append(
-                QueueStats(
-                    name=name,
-                    waiting=waiting,
-                    active=active,
-                    completed=completed,
-                    failed=failed,
-                    delayed=delayed,
-                    paused=bool(paused),
-                    prioritized=prio,
-                    waitingChildren=children,
-                )
-            )
-        return out
+        """Counts of many queues in one round trip (the dashboard's snapshot script, which
+        reads every list and set server-side; a pipeline would cost a reply and a Python
+        parse per command)."""
+        from kk.queues.snapshot import snapshot  # the snapshot module builds on this one
+
+        rows = await snapshot(self, list(names), int(time.time() * 1000))
+        return [stats for stats, _ in rows]
 
     async def stats(self, name: str) -> QueueStats:
         return (await self.stats_many([name]))[0]
