@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel
+from bullmq.custom_errors.unrecoverable_error import UnrecoverableError
+from pydantic import BaseModel, ValidationError
 
 if TYPE_CHECKING:
     from bullmq import Job
@@ -20,6 +21,19 @@ if TYPE_CHECKING:
 
     from kk.queues.service import QueueService
     from kk.settings import Settings
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_job_data(model: type[M], data: Any) -> M:
+    """Bad job data never gets better on retry, so it fails the job for good."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(map(str, first["loc"])) or "data"
+        raise UnrecoverableError(f"invalid job data: {where}: {first['msg']}") from None
 
 
 @dataclass

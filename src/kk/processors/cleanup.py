@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bullmq.custom_errors.unrecoverable_error import UnrecoverableError
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
-from kk.processors.base import JobContext, ProcessorSpec
+from kk.processors.base import JobContext, ProcessorSpec, validate_job_data
 
 if TYPE_CHECKING:
     from bullmq import Job
@@ -38,16 +37,6 @@ class CleanupJobData(BaseModel):
     # Age of completed/failed jobs to remove; default settings.cleanup_finished_age_s.
     finishedOlderThanSeconds: int | None = Field(None, ge=0)
     dryRun: bool = False
-
-
-def _validate(data: Any) -> CleanupJobData:
-    """Bad job data never gets better on retry, so it fails the job for good."""
-    try:
-        return CleanupJobData.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(map(str, first["loc"])) or "data"
-        raise UnrecoverableError(f"invalid job data: {where}: {first['msg']}") from None
 
 
 @dataclass
@@ -126,7 +115,7 @@ def sweep_temp_dir(temp_dir: Path, older_than_s: int, dry_run: bool) -> Sweep:
 
 
 async def process_cleanup(job: Job, ctx: JobContext) -> dict[str, Any]:
-    data = _validate(job.data)
+    data = validate_job_data(CleanupJobData, job.data)
     settings = ctx.settings
     assert settings.temp_dir is not None
     older_than = (

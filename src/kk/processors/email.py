@@ -21,9 +21,9 @@ import aiosmtplib
 from bullmq.custom_errors.unrecoverable_error import UnrecoverableError
 from jinja2 import FileSystemLoader, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
-from pydantic import BaseModel, EmailStr, Field, ValidationError, field_validator
+from pydantic import BaseModel, EmailStr, Field, field_validator
 
-from kk.processors.base import JobContext, ProcessorSpec
+from kk.processors.base import JobContext, ProcessorSpec, validate_job_data
 from kk.processors.paths import write_atomic
 
 if TYPE_CHECKING:
@@ -159,18 +159,8 @@ def _write_outbox(outbox: Path, job_id: str | None, msg: EmailMessage) -> Path:
     return path
 
 
-def _validate(data: Any) -> EmailJobData:
-    """Bad job data never gets better on retry, so it fails the job for good."""
-    try:
-        return EmailJobData.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(map(str, first["loc"])) or "data"
-        raise UnrecoverableError(f"invalid job data: {where}: {first['msg']}") from None
-
-
 async def process_email(job: Job, ctx: JobContext) -> dict[str, Any]:
-    data = _validate(job.data)
+    data = validate_job_data(EmailJobData, job.data)
     msg = build_message(ctx.settings, job.id, data)
     path: Path | None = None
     if ctx.settings.smtp_url:

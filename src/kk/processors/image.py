@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpx
 from bullmq.custom_errors.unrecoverable_error import UnrecoverableError
 from PIL import Image, ImageOps, UnidentifiedImageError
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
-from kk.processors.base import JobContext, ProcessorSpec
+from kk.processors.base import JobContext, ProcessorSpec, validate_job_data
 from kk.processors.net_guard import (
     BlockedURLError,
     ResponseTooLargeError,
@@ -62,16 +62,6 @@ class ImageJobData(BaseModel):
         if self.operation != "convert" and self.width is None and self.height is None:
             raise ValueError(f"'{self.operation}' needs width or height")
         return self
-
-
-def _validate(data: Any) -> ImageJobData:
-    """Bad job data never gets better on retry, so it fails the job for good."""
-    try:
-        return ImageJobData.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(map(str, first["loc"])) or "data"
-        raise UnrecoverableError(f"invalid job data: {where}: {first['msg']}") from None
 
 
 def _inside(root: Path, relative: str) -> Path:
@@ -189,7 +179,7 @@ def _transform(data: bytes, job: ImageJobData, max_pixels: int) -> tuple[bytes, 
 
 
 async def process_image(job: Job, ctx: JobContext) -> dict[str, Any]:
-    data = _validate(job.data)
+    data = validate_job_data(ImageJobData, job.data)
     settings = ctx.settings
     assert settings.storage_root is not None
     root = settings.storage_root

@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 
 import httpx
 from bullmq.custom_errors.unrecoverable_error import UnrecoverableError
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, field_validator
 
-from kk.processors.base import JobContext, ProcessorSpec
+from kk.processors.base import JobContext, ProcessorSpec, validate_job_data
 from kk.processors.net_guard import (
     BlockedURLError,
     ResponseTooLargeError,
@@ -82,16 +82,6 @@ class WebhookJobData(BaseModel):
             if any(c in header_value for c in "\r\n\x00"):
                 raise ValueError(f"header '{name}' contains a line break")
         return value
-
-
-def _validate(data: Any) -> WebhookJobData:
-    """Bad job data never gets better on retry, so it fails the job for good."""
-    try:
-        return WebhookJobData.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(map(str, first["loc"])) or "data"
-        raise UnrecoverableError(f"invalid job data: {where}: {first['msg']}") from None
 
 
 def webhook_secret(settings: Settings) -> str:
@@ -160,7 +150,7 @@ def build_request(
 
 
 async def process_webhook(job: Job, ctx: JobContext) -> dict[str, Any]:
-    data = _validate(job.data)
+    data = validate_job_data(WebhookJobData, job.data)
     settings = ctx.settings
     attempt = job.attemptsMade + 1
     secret = await asyncio.to_thread(webhook_secret, settings)
