@@ -74,11 +74,18 @@ STATUS_OF: dict[ErrorCode, int] = {
 class AppError(Exception):
     """An error meant for the client: its code decides the HTTP status."""
 
-    def __init__(self, code: ErrorCode, message: str, details: Any = None) -> None:
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.details = details
+        self.headers = headers  # e.g. Retry-After on RATE_LIMITED
 
     @property
     def status(self) -> int:
@@ -130,7 +137,9 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> JSONResponse:
-        return error_response(request.url.path, exc.code, exc.message, exc.details)
+        return error_response(
+            request.url.path, exc.code, exc.message, exc.details, headers=exc.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

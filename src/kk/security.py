@@ -3,21 +3,40 @@
 Keys come as `Authorization: Bearer <key>` or `X-API-Key: <key>`. Every configured key is
 compared in constant time, so timing does not reveal which one nearly matched. With no key
 configured the service is open, and then only listens on loopback (see `kk serve`).
+
+The dashboard signs in once with a key and then sends a session cookie instead
+(`kk.dashboard.session`). A browser sends that cookie on its own, so a change made with
+it must also carry the session's CSRF token and come from this origin. Header keys are
+never sent by a browser on its own, so they need neither.
 """
 
 from __future__ import annotations
 
 import hmac
+import math
+import time
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from fastapi import Request
 
+from kk.dashboard.session import COOKIE, Session, keyring, same_origin
 from kk.errors import AppError, ErrorCode
+
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+RATE_LIMIT_PREFIX = "kk:ratelimit:"
 
 
 class Role(StrEnum):
     read = "read"
     admin = "admin"
+
+
+@dataclass(frozen=True)
+class Identity:
+    role: Role
+    session: Session | None = None  # set when signed in through the dashboard
+    key: str | None = field(default=None, repr=False)  # the header key, never shown
 
 
 def presented_key(request: Request) -> str | None:
@@ -36,13 +55,8 @@ def _matches(key: str, candidates: list[str]) -> bool:
     return found
 
 
-def role_of(request: Request) -> Role | None:
+def key_role(request: Request, key: str) -> Role | None:
     settings = request.app.state.settings
-    if not settings.auth_enabled:
-        return Role.admin
-    key = presented_key(request)
-    if key is None:
-        return None
     if _matches(key, settings.api_keys):
         return Role.admin
     if _matches(key, settings.read_api_keys):
@@ -50,18 +64,98 @@ def role_of(request: Request) -> Role | None:
     return None
 
 
-def _require(request: Request, needed: Role) -> Role:
-    role = role_of(request)
-    if role is None:
-        raise AppError(ErrorCode.UNAUTHORIZED, "A valid API key is required")
-    if needed is Role.admin and role is not Role.admin:
+def identify(request: Request) -> Identity | None:
+    """Who sends this request: a header key wins over the cookie; a wrong key is not
+    rescued by a valid cookie."""
+    if not request.app.state.settings.auth_enabled:
+        return Identity(Role.admin)
+    key = presented_key(request)
+    if key is not None:
+        role = key_role(request, key)
+        return Identity(role, key=key) if role else None
+    token = request.cookies.get(COOKIE)
+    if token:
+        session = keyring(request.app).parse(token)
+        if session is not None:
+            return Identity(Role(session.role), session=session)
+    return None
+
+
+def role_of(request: Request) -> Role | None:
+    identity = identify(request)
+    return identity.role if identity else None
+
+
+def _check_browser_mutation(request: Request, identity: Identity) -> None:
+    if not same_origin(request):
+        origin = request.headers.get("origin")
+        raise AppError(
+            ErrorCode.FORBIDDEN, f"Cross-site request refused: Origin '{origin}' is not this host"
+        )
+    if identity.session is None:
+        return
+    expected = keyring(request.app).csrf_token(identity.session.sid)
+    given = request.headers.get("x-csrf-token", "")
+    if not hmac.compare_digest(expected.encode(), given.encode()):
+        raise AppError(
+            ErrorCode.FORBIDDEN,
+            "Missing or wrong X-CSRF-Token header: a change made with a dashboard session "
+            "must send the token from GET /dashboard/session",
+        )
+
+
+def _require(request: Request, needed: Role) -> Identity:
+    identity = identify(request)
+    if identity is None:
+        raise AppError(
+            ErrorCode.UNAUTHORIZED, "A valid API key (or a dashboard sign-in) is required"
+        )
+    if request.method in MUTATING and identity.key is None:
+        # Cookie sessions and the open (no key) mode: the browser may act for another site.
+        _check_browser_mutation(request, identity)
+    if needed is Role.admin and identity.role is not Role.admin:
         raise AppError(ErrorCode.FORBIDDEN, "This action needs an admin API key")
-    return role
+    return identity
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def rate_limit(request: Request, bucket: str) -> None:
+    """Fixed one-minute window per bucket, counted in Redis so every process shares it."""
+    limit = request.app.state.settings.rate_limit_per_minute
+    if not limit:
+        return
+    now = time.time()
+    window = int(now // 60)
+    counter = f"{RATE_LIMIT_PREFIX}{bucket}:{window}"
+    async with request.app.state.runtime.redis.pipeline(transaction=False) as pipe:
+        pipe.incr(counter)
+        pipe.expire(counter, 61)
+        count, _ = await pipe.execute()
+    if count > limit:
+        retry = max(1, math.ceil((window + 1) * 60 - now))
+        raise AppError(
+            ErrorCode.RATE_LIMITED,
+            f"Rate limit of {limit} changes per minute reached; retry in {retry}s",
+            headers={"Retry-After": str(retry)},
+        )
+
+
+def _bucket(request: Request, identity: Identity) -> str:
+    if identity.session is not None:
+        return f"key:{identity.session.kid}"  # same bucket as the key it signed in with
+    if identity.key is not None:
+        return f"key:{keyring(request.app).key_id(identity.key)}"
+    return f"ip:{client_ip(request)}"
 
 
 async def require_read(request: Request) -> Role:
-    return _require(request, Role.read)
+    return _require(request, Role.read).role
 
 
 async def require_admin(request: Request) -> Role:
-    return _require(request, Role.admin)
+    identity = _require(request, Role.admin)
+    await rate_limit(request, _bucket(request, identity))
+    return identity.role

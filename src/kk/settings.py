@@ -82,6 +82,13 @@ class Settings(BaseSettings):
     api_keys: list[str] = Field(default_factory=list)
     read_api_keys: list[str] = Field(default_factory=list)
 
+    # Security.
+    # Signs dashboard session cookies; unset = generated once into <data_dir>/session.secret.
+    session_secret: str | None = Field(None, min_length=16)
+    session_ttl_s: int = Field(12 * 3600, ge=60, le=30 * 86_400)
+    # Mutations per minute per key (or client IP when auth is off); 0 = no limit.
+    rate_limit_per_minute: int = Field(0, ge=0, le=1_000_000)
+
     # Queues and workers.
     queues: dict[str, QueueConfig] = Field(default_factory=_default_queues)
     run_workers: bool = True

@@ -13,7 +13,8 @@ from tests.support.server import start_server
 
 ADMIN, READER = "admin-key-0123456789", "read-key-0123456789"
 OPEN_PATHS = {"/health/live", "/health/ready", "/openapi.json", "/docs", "/docs/oauth2-redirect",
-              "/redoc", "/dashboard", "/dashboard/", "/dashboard/login"}  # fmt: skip
+              "/redoc", "/dashboard", "/dashboard/", "/dashboard/login", "/dashboard/logout",
+              "/dashboard/session"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")

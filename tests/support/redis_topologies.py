@@ -126,3 +126,18 @@ def redis_sentinel(workdir: Path, master_name: str = "kkmaster") -> Iterator[int
         for proc in (sentinel, master):
             proc.terminate()
             proc.wait()
+
+
+@contextlib.contextmanager
+def redis_with_password(workdir: Path, password: str) -> Iterator[int]:
+    """One server that demands `password` (requirepass); yields its port."""
+    binary = server_binary()
+    assert binary
+    port = free_port()
+    proc = _start(binary, workdir, port, "--requirepass", password)
+    try:
+        _wait(lambda: redis.Redis(host="127.0.0.1", port=port, password=password).ping())
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait()

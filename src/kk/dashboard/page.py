@@ -18,6 +18,7 @@ from starlette.types import Scope
 
 from kk.dashboard.actions_router import router as actions_router
 from kk.dashboard.router import router as dashboard_router
+from kk.dashboard.session_router import router as session_router
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -46,6 +47,7 @@ def install_dashboard(app: FastAPI) -> None:
     """The dashboard's API routes, its page at /dashboard and its files."""
     app.include_router(dashboard_router)
     app.include_router(actions_router)
+    app.include_router(session_router)
 
     @app.get("/dashboard", include_in_schema=False)
     async def dashboard_page() -> FileResponse:

@@ -10,9 +10,12 @@
   const PREVIEW_CHARS = 120;
   const TRUNCATE_CHARS = 2000;
   const STATES = ["waiting", "active", "delayed", "prioritized", "completed", "failed", "waiting-children"];
-  const KEY_STORE = "kk.apiKey";
+  const OLD_KEY_STORE = "kk.apiKey"; // where earlier versions kept a key: removed at start
 
   const $ = (id) => document.getElementById(id);
+  // The signed-in session: its role and the CSRF token every change must carry. The session
+  // itself is an HttpOnly cookie this script never sees.
+  const auth = { known: false, signedIn: false, enabled: true, role: null, csrf: null };
   const state = {
     route: null, sparks: null, sparksAt: 0, expanded: new Set(), timer: null, busy: false, again: false,
   };
@@ -113,11 +116,15 @@
 
   // -- API --------------------------------------------------------------------------------
 
-  async function api(path, method = "GET") {
+  async function api(path, method = "GET", payload = undefined) {
     const headers = { Accept: "application/json" };
-    const key = localStorage.getItem(KEY_STORE);
-    if (key) headers["X-API-Key"] = key;
-    const res = await fetch(path, { method, headers, credentials: "same-origin", cache: "no-store" });
+    if (method !== "GET" && auth.csrf) headers["X-CSRF-Token"] = auth.csrf;
+    const init = { method, headers, credentials: "same-origin", cache: "no-store" };
+    if (payload !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(payload);
+    }
+    const res = await fetch(path, init);
     let body = null;
     try {
       body = await res.json();
@@ -151,9 +158,65 @@
   }
 
   function explain(e) {
-    if (e.status === 401) return "An API key is needed: enter it at the top right.";
-    if (e.status === 403) return "This key may only read; actions need an admin key.";
+    if (e.status === 401) return "Please sign in.";
+    if (e.status === 403 && auth.role === "read") return "Signed in with a read key: actions need an admin key.";
     return e.message || String(e);
+  }
+
+  // -- sign-in ----------------------------------------------------------------------------
+
+  function setSession(data) {
+    Object.assign(auth, {
+      known: true, signedIn: true, enabled: data.authEnabled, role: data.role, csrf: data.csrfToken || null,
+    });
+    const who = $("who");
+    who.textContent = data.authEnabled ? `Signed in (${data.role === "read" ? "read only" : "admin"})` : "";
+    who.classList.toggle("hidden", !data.authEnabled);
+    $("logout").classList.toggle("hidden", !data.csrfToken);
+  }
+
+  function signedOut() {
+    Object.assign(auth, { known: true, signedIn: false, role: null, csrf: null });
+    $("who").classList.add("hidden");
+    $("logout").classList.add("hidden");
+    banner("");
+    live("Signed out", false);
+    show("login");
+    $("login-key").focus();
+  }
+
+  async function loadSession() {
+    try {
+      setSession((await api("/dashboard/session")).data);
+    } catch (e) {
+      if (e.status === 401) signedOut();
+      else throw e;
+    }
+  }
+
+  async function signIn(ev) {
+    ev.preventDefault();
+    const input = $("login-key");
+    const error = $("login-error");
+    error.textContent = "";
+    try {
+      const body = await api("/dashboard/login", "POST", { key: input.value.trim() });
+      input.value = "";
+      setSession(body.data);
+      await refresh();
+    } catch (e) {
+      error.textContent = e.status === 401 ? "Wrong key." : explain(e);
+    }
+  }
+
+  async function signOut() {
+    try {
+      await api("/dashboard/logout", "POST");
+    } catch (e) {
+      banner(explain(e));
+      return;
+    }
+    signedOut();
   }
 
   // -- routing ----------------------------------------------------------------------------
@@ -176,7 +239,7 @@
   }
 
   function show(view) {
-    for (const id of ["view-overview", "view-queue", "view-job"]) {
+    for (const id of ["view-login", "view-overview", "view-queue", "view-job"]) {
       $(id).classList.toggle("hidden", id !== `view-${view}`);
     }
   }
@@ -449,6 +512,11 @@
       return;
     }
     state.busy = true;
+    if (!auth.known) await loadSession().catch((e) => banner(explain(e)));
+    if (!auth.signedIn) {
+      state.busy = false;
+      return;
+    }
     const route = parseRoute();
     if (!state.route || href(state.route) !== href(route)) {
       if (!state.route || state.route.job !== route.job) state.expanded.clear();
@@ -463,7 +531,8 @@
       if ($("banner").classList.contains("error")) banner("");
     } catch (e) {
       live("Not updated", false);
-      if (route.view === "job" && e.code === "JOB_NOT_FOUND") banner(`Job "${route.job}" was not found (removed?).`);
+      if (e.status === 401) signedOut(); // the session expired or its key was removed
+      else if (route.view === "job" && e.code === "JOB_NOT_FOUND") banner(`Job "${route.job}" was not found (removed?).`);
       else banner(explain(e));
     } finally {
       state.busy = false;
@@ -483,16 +552,9 @@
   }
 
   function init() {
-    const keyInput = $("api-key");
-    keyInput.value = localStorage.getItem(KEY_STORE) || "";
-    $("key-form").addEventListener("submit", (ev) => {
-      ev.preventDefault();
-      const v = keyInput.value.trim();
-      if (v) localStorage.setItem(KEY_STORE, v);
-      else localStorage.removeItem(KEY_STORE);
-      banner(v ? "API key saved in this browser." : "API key removed.", "ok");
-      refresh();
-    });
+    localStorage.removeItem(OLD_KEY_STORE);
+    $("login-form").addEventListener("submit", signIn);
+    $("logout").addEventListener("click", signOut);
     $("search-form").addEventListener("submit", async (ev) => {
       ev.preventDefault();
       const id = $("search-id").value.trim();

@@ -1,0 +1,133 @@
+"""/dashboard/login, /logout and /session: sign in with a key, get an HttpOnly cookie.
+
+These routes are open by design (they are how one gets in). Login attempts count against
+the rate limit of the client's IP, which slows down key guessing.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any, Literal
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel
+
+from kk.dashboard.session import COOKIE, keyring, same_origin
+from kk.errors import AppError, ErrorCode
+from kk.schemas import Envelope
+from kk.security import client_ip, identify, key_role, rate_limit
+
+router = APIRouter(prefix="/dashboard", tags=["dashboard"])
+
+MAX_KEY_CHARS = 4096
+_KEY_BODY = {
+    "type": "object",
+    "required": ["key"],
+    "properties": {"key": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_CHARS}},
+}
+_LOGIN_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": _KEY_BODY},
+            "application/x-www-form-urlencoded": {"schema": _KEY_BODY},
+        },
+    }
+}
+
+
+class SessionInfo(BaseModel):
+    role: Literal["read", "admin"]
+    # Send it as X-CSRF-Token with every change; null when no session is involved.
+    csrfToken: str | None = None
+    authEnabled: bool = True
+    expiresAt: str | None = None
+
+
+class SignedOut(BaseModel):
+    success: Literal[True] = True
+    message: str
+
+
+def _iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _refuse_cross_site(request: Request) -> None:
+    if not same_origin(request):
+        raise AppError(ErrorCode.FORBIDDEN, "Cross-site request refused: Origin is not this host")
+
+
+async def _read_key(request: Request) -> str:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    raw = await request.body()
+    fields: Any
+    try:
+        if content_type == "application/json":
+            fields = json.loads(raw or b"null")
+        elif content_type == "application/x-www-form-urlencoded":
+            fields = {k: v[-1] for k, v in parse_qs(raw.decode(), max_num_fields=10).items()}
+        else:
+            raise AppError(
+                ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+                'Send the key as JSON {"key": ...} or as a form field named key',
+            )
+    except (ValueError, UnicodeDecodeError):
+        raise AppError(ErrorCode.VALIDATION_ERROR, "Invalid request: body is malformed") from None
+    key = fields.get("key") if isinstance(fields, dict) else None
+    if not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY_CHARS:
+        raise AppError(ErrorCode.VALIDATION_ERROR, "Invalid request: key: a key is required")
+    return key.strip()
+
+
+def _cookie_options(request: Request) -> dict[str, Any]:
+    # Secure only over https: a plain-http loopback setup must still be able to sign in.
+    return {
+        "path": "/",
+        "httponly": True,
+        "samesite": "strict",
+        "secure": request.url.scheme == "https",
+    }
+
+
+@router.post("/login", openapi_extra=_LOGIN_BODY)
+async def login(request: Request, response: Response) -> Envelope[SessionInfo]:
+    _refuse_cross_site(request)
+    await rate_limit(request, f"login:{client_ip(request)}")
+    key = await _read_key(request)
+    settings = request.app.state.settings
+    if not settings.auth_enabled:
+        return Envelope(data=SessionInfo(role="admin", authEnabled=False))
+    role = key_role(request, key)
+    if role is None:
+        raise AppError(ErrorCode.UNAUTHORIZED, "Wrong API key")
+    ring = keyring(request.app)
+    token, session = ring.issue(role.value, key, settings.session_ttl_s)
+    response.set_cookie(COOKIE, token, max_age=settings.session_ttl_s, **_cookie_options(request))
+    info = SessionInfo(
+        role=role.value, csrfToken=ring.csrf_token(session.sid), expiresAt=_iso(session.expires)
+    )
+    return Envelope(data=info)
+
+
+@router.post("/logout")
+async def logout(request: Request, response: Response) -> SignedOut:
+    _refuse_cross_site(request)
+    response.delete_cookie(COOKIE, **_cookie_options(request))
+    return SignedOut(message="Signed out")
+
+
+@router.get("/session")
+async def session(request: Request) -> Envelope[SessionInfo]:
+    if not request.app.state.settings.auth_enabled:
+        return Envelope(data=SessionInfo(role="admin", authEnabled=False))
+    identity = identify(request)
+    if identity is None:
+        raise AppError(ErrorCode.UNAUTHORIZED, "Not signed in")
+    info = SessionInfo(role=identity.role.value)
+    if identity.session is not None:
+        info.csrfToken = keyring(request.app).csrf_token(identity.session.sid)
+        info.expiresAt = _iso(identity.session.expires)
+    return Envelope(data=info)

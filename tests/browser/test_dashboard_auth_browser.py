@@ -1,0 +1,147 @@
+"""Dashboard sign-in in real headless Chromium: the session cookie, roles and CSRF."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.browser.test_dashboard_browser import ARGS, CHROMIUM
+from tests.integration.dashboard_support import dashboard_env
+from tests.support.server import KKServer, start_server, wait_for
+
+ADMIN, READER = "admin-key-browser-0123456789", "read-key-browser-0123456789"
+QUEUE = "b-auth"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="browser tests need Debian's chromium: apt-get install -y chromium",
+    ),
+]
+sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+
+
+@pytest.fixture(scope="module")
+def srv(server_env, tmp_path_factory) -> Iterator[KKServer]:
+    env = dashboard_env(
+        server_env,
+        {QUEUE: {"attempts": 1}},
+        KK_API_KEYS=json.dumps([ADMIN]),
+        KK_READ_API_KEYS=json.dumps([READER]),
+    )
+    with start_server(tmp_path_factory.mktemp("dash-auth"), env) as server:
+        yield server
+
+
+@pytest.fixture
+def api(srv: KKServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=srv.url, timeout=30, headers={"X-API-Key": ADMIN}) as client:
+        yield client
+        client.post(f"/api/queues/{QUEUE}/resume")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def context(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def page(context, srv: KKServer):
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    page.on(
+        "console",
+        lambda msg: problems.append(msg.text) if "Content Security Policy" in msg.text else None,
+    )
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(f"{srv.url}/dashboard")
+    yield page
+    assert not problems, problems
+
+
+def sign_in(page, key: str) -> None:
+    page.locator("#login-form").wait_for(timeout=10_000)
+    page.fill("#login-key", key)
+    page.click('#login-form button[type="submit"]')
+
+
+def paused(api: httpx.Client) -> bool:
+    return api.get(f"/api/queues/{QUEUE}/stats").json()["data"]["paused"]
+
+
+def test_the_sign_in_form_is_shown_and_a_wrong_key_is_refused(page):
+    assert page.locator("#view-login").is_visible()
+    assert page.locator("#api-key").count() == 0  # no key field kept in the browser any more
+    sign_in(page, "not-a-key")
+    page.locator("#login-error", has_text="Wrong key.").wait_for(timeout=10_000)
+    assert page.locator("#view-login").is_visible()
+    assert page.locator("#queues-body tr").count() == 0
+    assert page.evaluate("Object.keys(localStorage)") == []
+
+
+def test_a_read_key_shows_data_but_actions_are_refused(page, api):
+    sign_in(page, READER)
+    row = page.locator(f'#queues-body tr[data-queue="{QUEUE}"]')
+    row.wait_for(timeout=10_000)
+    assert page.locator("#who").text_content() == "Signed in (read only)"
+    page.click(f'button[data-action="pause"][data-queue="{QUEUE}"]')
+    page.locator("#banner", has_text="actions need an admin key").wait_for(timeout=10_000)
+    assert paused(api) is False
+
+
+def test_an_admin_key_pauses_and_the_cookie_is_http_only_and_strict(page, api, context):
+    sign_in(page, ADMIN)
+    page.click(f'button[data-action="pause"][data-queue="{QUEUE}"]')
+    wait_for(lambda: paused(api), timeout=10, what="the queue to be paused")
+    page.locator(f'button[data-action="resume"][data-queue="{QUEUE}"]').wait_for(timeout=10_000)
+
+    cookies = {c["name"]: c for c in context.cookies()}
+    assert cookies["kk_session"]["httpOnly"] is True
+    assert cookies["kk_session"]["sameSite"] == "Strict"
+    assert "kk_session" not in page.evaluate("document.cookie")
+    assert ADMIN not in json.dumps(page.evaluate("({...localStorage, ...sessionStorage})"))
+
+
+def test_a_request_without_the_csrf_token_is_refused(page, api):
+    sign_in(page, ADMIN)
+    page.locator(f'#queues-body tr[data-queue="{QUEUE}"]').wait_for(timeout=10_000)
+    # What a forged request can do at best: the cookie goes along, the token cannot.
+    answer = page.evaluate(
+        """async (queue) => {
+          const res = await fetch(`/api/queues/${queue}/pause`,
+                                  {method: 'POST', credentials: 'include'});
+          return {status: res.status, body: await res.json()};
+        }""",
+        QUEUE,
+    )
+    assert answer["status"] == 403 and answer["body"]["code"] == "FORBIDDEN"
+    assert "X-CSRF-Token" in answer["body"]["error"]
+    assert paused(api) is False
+    reads = page.evaluate(
+        "fetch('/api/queues/stats', {credentials: 'include'}).then(r => r.status)"
+    )
+    assert reads == 200  # the same cookie does read
+
+
+def test_signing_out_ends_the_session(page):
+    sign_in(page, ADMIN)
+    page.locator(f'#queues-body tr[data-queue="{QUEUE}"]').wait_for(timeout=10_000)
+    page.click("#logout")
+    page.locator("#login-form").wait_for(timeout=10_000)
+    status = page.evaluate("fetch('/api/queues/stats').then(r => r.status)")
+    assert status == 401
