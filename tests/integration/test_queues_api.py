@@ -240,3 +240,17 @@ def test_bulk_add_is_one_transaction_and_validated(client):
     assert_error(client.post("/api/queues/t-idle/jobs/bulk", json=too_many), 400,
                  "VALIDATION_ERROR")  # fmt: skip
     assert client.get("/api/queues/t-idle/stats").json()["data"]["waiting"] == before
+
+
+def test_unreadable_job_data_fails_with_a_reason(client, redis_client, queue_prefix):
+    assert client.post("/api/queues/t-basic/pause").status_code == 200
+    try:
+        bad = add_job(client, "t-basic", {"value": 1})
+        redis_client.hset(f"{queue_prefix}:t-basic:{bad}", "data", "{not json")
+        good = add_job(client, "t-basic", {"value": 2})
+    finally:
+        client.post("/api/queues/t-basic/resume")
+    failed = wait_job(client, "t-basic", "failed", bad)
+    assert "not valid JSON" in failed["failedReason"]
+    assert failed["data"] == "{not json", "shown raw, not hidden"
+    assert wait_job(client, "t-basic", "completed", good)["returnValue"] == {"doubled": 4}

@@ -20,6 +20,29 @@ from bullmq.custom_errors.waiting_children_error import WaitingChildrenError
 
 
 class ChainingWorker(Worker):
+    async def nextJobFromJobData(
+        self,
+        job_data: dict | None = None,
+        job_id: str | None = None,
+        limit_until: int = 0,
+        delay_until: int = 0,
+        token: str | None = None,
+    ) -> Job | None:
+        try:
+            return await super().nextJobFromJobData(
+                job_data, job_id, limit_until, delay_until, token
+            )
+        except ValueError as exc:  # json.JSONDecodeError: another producer wrote bad JSON
+            if not job_data or not job_id or token is None:
+                raise
+            # Fail it now with the reason, rather than let it crash the fetch, sit in
+            # active until its lock expires and end as "stalled" with no explanation.
+            job = Job(self, job_data.get("name", ""), None, {"attempts": 1}, job_id)
+            error = UnrecoverableError(f"job data or options are not valid JSON: {exc}")
+            await job.moveToFailed(error, token)
+            self.emit("failed", job, error)
+            return None
+
     async def processJob(self, job: Job, token: str) -> None:
         next_job: Job | None = job
         while next_job is not None:
