@@ -28,6 +28,7 @@ from bullmq import Queue
 
 from bench._common import percentile, private_redis
 from kk.infra.redis_client import worker_client
+from kk.queues.snapshot import _SNAPSHOT
 
 ROOT = Path(__file__).resolve().parents[1]
 PREFIX = "bench"
@@ -165,6 +166,7 @@ async def run(args: argparse.Namespace) -> None:
             await queue.add("job", data, {"attempts": 1})
 
         await measure("bullmq Queue.add (raw floor)", direct_add, args.seconds, 32, rclient)
+        await measure("bullmq Queue.add, one at a time", direct_add, args.seconds, 1, rclient)
 
         async def direct_bulk(_: int) -> None:
             await queue.addBulk([{"name": "job", "data": data}] * 500)
@@ -181,6 +183,10 @@ async def run(args: argparse.Namespace) -> None:
                 await measure_wrk(f"POST /api/queues/q1/jobs, {count} server(s)",
                                   [f"{b}/api/queues/q1/jobs" for b in bases], args.seconds, 32,
                                   rclient, one)  # fmt: skip
+                if count == 1:
+                    await measure_wrk("POST /api/queues/q1/jobs, one at a time",
+                                      [f"{bases[0]}/api/queues/q1/jobs"], args.seconds, 1,
+                                      rclient, one)  # fmt: skip
                 await measure_wrk(f"POST .../jobs/bulk x500, {count} server(s)",
                                   [f"{b}/api/queues/q2/jobs/bulk" for b in bases], args.seconds,
                                   4, rclient, bulk, per_item=500)  # fmt: skip
@@ -209,19 +215,16 @@ async def run(args: argparse.Namespace) -> None:
             await client.aclose()
 
         print("-- raw floor: the same Redis calls from a bare script --")
-        names = list(QUEUES)
+
+        # The service's own counting script, called from a bare client.
+        counts = rclient.register_script(_SNAPSHOT)
+        prefixes = [f"{PREFIX}:{n}:" for n in [*QUEUES, "email", "image-processing", "cleanup",
+                                               "webhook"]]  # fmt: skip
 
         async def raw_stats(_: int) -> None:
-            pipe = rclient.pipeline(transaction=False)
-            for n in names:
-                for state in ("wait", "paused", "active"):
-                    pipe.llen(f"{PREFIX}:{n}:{state}")
-                for state in ("completed", "failed", "delayed", "prioritized", "waiting-children"):
-                    pipe.zcard(f"{PREFIX}:{n}:{state}")
-                pipe.hexists(f"{PREFIX}:{n}:meta", "paused")
-            await pipe.execute()
+            await counts(keys=prefixes, args=[int(time.time() * 1000)] + [60] * len(prefixes))
 
-        await measure("stats pipeline (6 queues)", raw_stats, args.seconds, 16, rclient)
+        await measure("counts script, 10 queues", raw_stats, args.seconds, 16, rclient)
         q3 = Queue("q3", {"connection": bull, "prefix": PREFIX})
 
         async def raw_page(_: int) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import shutil
 import subprocess
@@ -85,6 +86,8 @@ async def run_kk(url: str, jobs: int, concurrency: int) -> float:
     spec = ProcessorSpec(process=noop)
     pool = WorkerPool(settings, url, {queue: spec}, JobContext(settings, None, None))  # type: ignore[arg-type]
     pool.start()
+    gc.collect()
+    gc.freeze()  # as `kk worker` does after start-up
     seconds = await timed(pool.workers[queue], jobs)
     await pool.close()
     return jobs / seconds

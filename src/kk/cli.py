@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -58,6 +59,8 @@ async def _run_workers(queues: list[str] | None, concurrency: int | None) -> Non
     runtime = await Runtime.start(
         settings, with_workers=True, worker_queues=queues, concurrency=concurrency
     )
+    gc.collect()
+    gc.freeze()  # as in the app: keep full collections short on the job path
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
