@@ -56,6 +56,7 @@ async def run(args: argparse.Namespace) -> int:
             await asyncio.sleep(0.1)
         await client.put("/api/cache/soak", json={"value": {"hello": "soak"}})
         latencies: list[float] = []
+        by_kind: dict[str, list[float]] = {}
         errors: list[str] = []
         added = 0
         deadline = time.perf_counter() + args.minutes * 60
@@ -77,7 +78,9 @@ async def run(args: argparse.Namespace) -> int:
                     errors.append(f"{kind}: {r.status_code}")
             except httpx.HTTPError as exc:
                 errors.append(f"{kind}: {exc!r}")
-            latencies.append((time.perf_counter() - started) * 1000)
+            latency = (time.perf_counter() - started) * 1000
+            latencies.append(latency)
+            by_kind.setdefault(kind, []).append(latency)
 
         async def sample_memory() -> None:
             while time.perf_counter() < deadline:
@@ -115,6 +118,11 @@ async def run(args: argparse.Namespace) -> int:
             f"requests/s {len(latencies) / elapsed:.0f}, errors {len(errors)}, "
             f"p50 {percentile(latencies, 50):.2f} ms, p99 {percentile(latencies, 99):.2f} ms"
         )
+        for kind, values in sorted(by_kind.items()):
+            print(
+                f"  {kind:<6} n={len(values):<6} p50 {percentile(values, 50):.2f} ms, "
+                f"p99 {percentile(values, 99):.2f} ms"
+            )
         print(f"jobs added {added}, completed {completed}")
         print("peak RSS " + ", ".join(f"{n} {b / 2**20:.0f} MiB" for n, b in peak.items()))
         if errors:
