@@ -39,6 +39,12 @@ def test_queued_jobs_survive_a_restart_of_the_embedded_service(tmp_path):
         delayed = add_job(client, "parked", {"kind": "delayed"}, delay=3_600_000)
         failed = add_job(client, "flaky", {"fail": True})
         wait_job(client, "flaky", "failed", failed)
+        schedules = client.get("/api/queue-dashboard/scheduled-jobs").json()["data"]
+        next_runs = {s["name"]: s["nextRun"] for s in schedules}
+        assert set(next_runs) == {"daily-cleanup", "hourly-trim"}
+        assert client.post("/api/queue-dashboard/scheduled-jobs/hourly-trim/disable").is_success
+        ticks = client.get("/api/queues/cleanup/stats").json()["data"]["delayed"]
+        assert ticks == 1, "one pending tick: daily-cleanup's (hourly-trim is disabled)"
         assert (data_dir / "redis" / "appendonlydir").is_dir(), "AOF is on"
         pid = int((data_dir / "redis" / "server.pid").read_text())
         assert _pid_alive(pid)
@@ -50,6 +56,15 @@ def test_queued_jobs_survive_a_restart_of_the_embedded_service(tmp_path):
         stats = client.get("/api/queues/parked/stats").json()["data"]
         assert stats["waiting"] == 1 and stats["delayed"] == 1
         assert job_in(client, "flaky", "failed", failed)["failedReason"]
+        after = {
+            s["name"]: s for s in client.get("/api/queue-dashboard/scheduled-jobs").json()["data"]
+        }
+        assert (
+            after["daily-cleanup"]["enabled"]
+            and after["daily-cleanup"]["nextRun"] == next_runs["daily-cleanup"]
+        )
+        assert after["hourly-trim"]["enabled"] is False, "the choice survived the restart"
+        assert client.get("/api/queues/cleanup/stats").json()["data"]["delayed"] == ticks
 
 
 def test_the_embedded_server_is_supervised(tmp_path):

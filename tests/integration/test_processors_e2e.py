@@ -6,9 +6,9 @@ import os
 import time
 
 import pytest
-from kk.processors.webhook import verify
 from PIL import Image
 
+from kk.processors.webhook import verify
 from tests.integration.helpers import add_job, assert_error, wait_job
 from tests.support.server import KKServer, wait_for
 
