@@ -8,21 +8,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.browser.test_dashboard_browser import ARGS, CHROMIUM
 from tests.integration.dashboard_support import dashboard_env
 from tests.support.server import KKServer, start_server, wait_for
 
 ADMIN, READER = "admin-key-browser-0123456789", "read-key-browser-0123456789"
 QUEUE = "b-auth"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="browser tests need Debian's chromium: apt-get install -y chromium",
-    ),
-]
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
 
 
 @pytest.fixture(scope="module")
@@ -42,14 +32,6 @@ def api(srv: KKServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=srv.url, timeout=30, headers={"X-API-Key": ADMIN}) as client:
         yield client
         client.post(f"/api/queues/{QUEUE}/resume")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -12,27 +11,8 @@ from tests.integration.dashboard_support import FAIL_FIRST, dashboard_env
 from tests.integration.helpers import add_job, wait_job
 from tests.support.server import ROOT, KKServer, start_server, wait_for
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 FIELDS = ("waiting", "active", "completed", "failed", "delayed")
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="browser tests need Debian's chromium: apt-get install -y chromium",
-    ),
-]
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
 
 
 @pytest.fixture(scope="module")
@@ -47,14 +27,6 @@ def srv(server_env, tmp_path_factory) -> Iterator[KKServer]:
 def api(srv: KKServer) -> Iterator[httpx.Client]:
     with srv.client as c:
         yield c
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
