@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -43,7 +43,7 @@ class Runtime:
     queues: QueueService
     embedded: EmbeddedRedis | None = None
     workers: WorkerPool | None = None
-    extras: dict[str, object] = field(default_factory=dict)
+    schedules: ScheduleManager | None = None
     db: AsyncEngine | None = None
     cache: CacheRuntime | None = None
 
@@ -71,8 +71,7 @@ class Runtime:
         runtime = cls(settings, redis_url, redis, queues, embedded)
         runtime.db = create_engine(settings)
         runtime.cache = await CacheRuntime.start(settings, redis, runtime.db)
-        schedules = ScheduleManager(redis, settings, queues)
-        runtime.extras["schedules"] = schedules
+        schedules = runtime.schedules = ScheduleManager(redis, settings, queues)
         if with_workers:
             context = JobContext(settings=settings, redis=redis, queues=queues)
             pool = WorkerPool(settings, redis_url, processors, context, worker_queues, concurrency)
@@ -84,9 +83,8 @@ class Runtime:
         return runtime
 
     async def stop(self) -> None:
-        schedules = self.extras.get("schedules")
-        if isinstance(schedules, ScheduleManager):
-            await schedules.stop()
+        if self.schedules is not None:
+            await self.schedules.stop()
         if self.workers is not None:
             await self.workers.close()
         if self.cache is not None:

@@ -62,7 +62,7 @@ def _now_ms() -> int:
 
 
 def get_schedules(request: Request) -> ScheduleManager:
-    return request.app.state.runtime.extras["schedules"]
+    return request.app.state.runtime.schedules
 
 
 Schedules = Annotated[ScheduleManager, Depends(get_schedules)]
