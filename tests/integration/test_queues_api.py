@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
+import httpx
 import pytest
 
 from tests.integration.helpers import add_job, assert_error, job_in, wait_job
@@ -254,3 +256,19 @@ def test_unreadable_job_data_fails_with_a_reason(client, redis_client, queue_pre
     assert "not valid JSON" in failed["failedReason"]
     assert failed["data"] == "{not json", "shown raw, not hidden"
     assert wait_job(client, "t-basic", "completed", good)["returnValue"] == {"doubled": 4}
+
+
+def test_a_burst_larger_than_the_connection_pool_is_served(server):
+    # More requests at once than the API's Redis pool has connections: they wait for one
+    # instead of failing with 503.
+    async def burst() -> list[int]:
+        limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
+        async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=60) as c:
+            adds = [
+                c.post("/api/queues/t-idle/jobs", json={"data": {"burst": i}}) for i in range(150)
+            ]
+            reads = [c.get("/api/queues/stats") for _ in range(150)]
+            return [r.status_code for r in await asyncio.gather(*adds, *reads)]
+
+    statuses = asyncio.run(burst())
+    assert statuses == [201] * 150 + [200] * 150

@@ -4,6 +4,7 @@ both servers report the same counts and alerts, and a schedule ticks once per ti
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from contextlib import ExitStack
 
@@ -51,12 +52,6 @@ def test_two_servers_and_three_workers_stay_consistent(tmp_path, redis_url, redi
         shares = [w.log().count("job done queue=so-work") for w in workers]
         assert sum(shares) == 600 and sum(1 for s in shares if s) >= 2, shares
 
-        views = [c.get("/api/queue-dashboard/overview").json()["data"] for c in clients]
-        stats = [{q["name"]: q for q in v["stats"]} for v in views]
-        assert stats[0]["so-work"] == stats[1]["so-work"]
-        assert views[0]["metrics"]["total"] == views[1]["metrics"]["total"]
-        assert views[0]["alerts"] == views[1]["alerts"]
-
         # Five processes run the scheduler: each tick is still enqueued once.
         def ticks() -> list[dict]:
             page = clients[1].get("/api/queues/so-tick/jobs", params={"status": "completed"})
@@ -67,3 +62,13 @@ def test_two_servers_and_three_workers_stay_consistent(tmp_path, redis_url, redi
         assert len(set(ids)) == len(ids)
         tick_runs = redis_client.mget([f"kk-test:runs:{prefix}:so-tick:{i}" for i in ids])
         assert tick_runs == ["1"] * len(ids), "every tick ran exactly once"
+
+        # Stop the ticks so nothing moves, then both servers must tell the same story.
+        disabled = clients[0].post("/api/queue-dashboard/scheduled-jobs/so-every-second/disable")
+        assert disabled.status_code == 200, disabled.text
+        time.sleep(2)
+        views = [c.get("/api/queue-dashboard/overview").json()["data"] for c in clients]
+        stats = [{q["name"]: q for q in v["stats"]} for v in views]
+        assert stats[0]["so-work"] == stats[1]["so-work"]
+        assert views[0]["metrics"]["total"] == views[1]["metrics"]["total"]
+        assert views[0]["alerts"] == views[1]["alerts"]

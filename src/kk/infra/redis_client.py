@@ -15,6 +15,11 @@ from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import (
+    AbstractConnection,
+    BlockingConnectionPool,
+    ConnectionPool,
+)
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialWithJitterBackoff
@@ -51,7 +56,9 @@ def _hosts(netloc: str, default_port: int) -> tuple[str | None, str | None, list
     return unquote(user) or None, unquote(password) or None, nodes
 
 
-def connect(url: str, **options: Any) -> aioredis.Redis:
+def connect(
+    url: str, pool_class: type[ConnectionPool] | None = None, **options: Any
+) -> aioredis.Redis:
     """A client for any supported URL; `options` are redis-py connection options."""
     parts = urlsplit(url)
     if parts.scheme in SENTINEL_SCHEMES:
@@ -80,30 +87,66 @@ def connect(url: str, **options: Any) -> aioredis.Redis:
             ssl=parts.scheme.startswith("rediss"),
             **options,
         )
+    if pool_class is not None:
+        return aioredis.Redis.from_pool(pool_class.from_url(url, **options))
     return aioredis.from_url(url, **options)
 
 
+class LeanConnectionPool(ConnectionPool):
+    """redis-py 8's pool takes a lock, emits observability events and polls the socket for
+    stray bytes around every command: a large share of a busy worker's time. A connection
+    interrupted mid-command is disconnected by redis-py itself, so the poll is redundant;
+    this pool just hands connections out and takes them back."""
+
+    async def get_connection(self, command_name=None, *keys, **options):  # type: ignore[override]
+        try:
+            connection = self._available_connections.pop()
+        except IndexError:  # none idle: let the base class create one (and count it)
+            return await super().get_connection(command_name, *keys, **options)
+        self._in_use_connections.add(connection)
+        if not connection.is_connected:
+            try:
+                await self.ensure_connection(connection)
+            except BaseException:
+                await self.release(connection)
+                raise
+        return connection
+
+    async def release(self, connection: AbstractConnection) -> None:  # type: ignore[override]
+        self._in_use_connections.discard(connection)
+        if connection.should_reconnect():
+            await connection.disconnect()
+        self._available_connections.append(connection)
+
+
 def api_client(url: str, timeout_s: float, max_connections: int = 64) -> aioredis.Redis:
-    """For request handlers: bounded timeouts so a hung or absent Redis answers 503 fast."""
+    """For request handlers: bounded timeouts so a hung or absent Redis answers 503 fast.
+    A burst of requests larger than the pool waits for a free connection (up to the
+    timeout) instead of failing: redis-py's default pool raises when it is exhausted."""
+    standalone = redis_mode_of(url) == "standalone"
     return connect(
         url,
+        BlockingConnectionPool if standalone else None,
         decode_responses=True,
         socket_timeout=timeout_s,
         socket_connect_timeout=min(timeout_s, 2.0),
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), 2),
         retry_on_error=_RETRYABLE,
         max_connections=max_connections,
-        **({} if redis_mode_of(url) == "cluster" else {"health_check_interval": 30}),
+        **({"timeout": timeout_s, "health_check_interval": 30} if standalone else {}),
     )
 
 
 def worker_client(url: str, max_connections: int = 256) -> aioredis.Redis:
     """For workers: no socket timeout, because BullMQ blocks (BZPOPMIN) for up to 10 s and
-    redis-py 8's 5 s default timeout would break the wait; reconnects with backoff."""
+    redis-py 8's 5 s default timeout would break the wait; reconnects with backoff. A worker
+    uses at most one connection per slot plus a few (blocking wait, locks, stalled check):
+    size `max_connections` above its concurrency."""
     # Keepalive probes notice a peer that vanished without a reset (TCP only).
     tcp = {} if url.startswith("unix://") else {"socket_keepalive": True}
     return connect(
         url,
+        LeanConnectionPool if redis_mode_of(url) == "standalone" else None,
         decode_responses=True,
         socket_timeout=None,
         socket_connect_timeout=5,

@@ -66,7 +66,8 @@ class WorkerPool:
         for name, spec in self.specs.items():
             assert spec is not None
             cfg = self.settings.queues[name]
-            client = worker_client(self.redis_url)
+            concurrency = self.concurrency or cfg.concurrency
+            client = worker_client(self.redis_url, max_connections=2 * concurrency + 16)
             self._clients.append(client)
             self.workers[name] = ChainingWorker(
                 name,
@@ -74,7 +75,7 @@ class WorkerPool:
                 {
                     "connection": client,
                     "prefix": self.settings.queue_prefix,
-                    "concurrency": self.concurrency or cfg.concurrency,
+                    "concurrency": concurrency,
                     "lockDuration": self.settings.lock_duration_ms,
                     "stalledInterval": self.settings.stalled_interval_ms,
                     "maxStalledCount": self.settings.max_stalled_count,
