@@ -237,13 +237,14 @@ def test_put_validation(client, prefix, redis_client):
     assert redis_client.type(f"{prefix}__stats") == "hash"  # the counters were not touched
 
 
-def test_listing_pages_through_matching_keys_only(client):
+def test_listing_pages_through_matching_keys_only(client, redis_client):
     tag = uuid.uuid4().hex[:8]
     keys = {f"list:{tag}:{i}" for i in range(25)}
     _ok(client.post("/api/cache-demo/batch", json={"keys": sorted(keys), "values": [1] * 25}))
     _ok(client.put(f"/api/cache/other:{tag}", json={"value": 1}))
     seen: list[str] = []
     cursor, pages = "0", 0
+    max_pages = redis_client.dbsize() // 5 + 100
     while True:
         page = _ok(
             client.get(
@@ -255,7 +256,9 @@ def test_listing_pages_through_matching_keys_only(client):
         assert page["done"] is (cursor == "0")
         if page["done"]:
             break
-        assert pages < 1000
+        # SCAN walks the whole keyspace (a shared server may hold many other keys), a few
+        # keys per page: the walk must still end.
+        assert pages <= max_pages
     assert set(seen) == keys and pages > 1
 
 
