@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
-# Without the background-networking flags Chromium keeps dialling out, which this kind of
-# sandboxed machine refuses; --no-sandbox because tests may run as root.
+# The background-networking flags stop Chromium dialling out to its own services, which
+# fails without internet access; --no-sandbox because tests may run as root.
 ARGS = [
     "--headless",
     "--no-sandbox",
