@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from tests.browser.conftest import watch_problems
 from tests.integration.dashboard_support import dashboard_env
 from tests.support.server import KKServer, start_server, wait_for
 
@@ -44,12 +45,7 @@ def context(browser):
 @pytest.fixture
 def page(context, srv: KKServer):
     page = context.new_page()
-    problems: list[str] = []
-    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    page.on(
-        "console",
-        lambda msg: problems.append(msg.text) if "Content Security Policy" in msg.text else None,
-    )
+    problems = watch_problems(page)
     page.on("dialog", lambda dialog: dialog.accept())
     page.goto(f"{srv.url}/dashboard")
     yield page

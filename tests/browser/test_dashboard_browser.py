@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from tests.browser.conftest import watch_problems
 from tests.integration.dashboard_support import FAIL_FIRST, dashboard_env
 from tests.integration.helpers import add_job, wait_job
 from tests.support.server import ROOT, KKServer, start_server, wait_for
@@ -33,12 +34,7 @@ def api(srv: KKServer) -> Iterator[httpx.Client]:
 def page(browser, srv: KKServer):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    problems: list[str] = []
-    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    page.on(
-        "console",
-        lambda msg: problems.append(msg.text) if "Content Security Policy" in msg.text else None,
-    )
+    problems = watch_problems(page)
     page.goto(f"{srv.url}/dashboard")
     yield page
     context.close()
