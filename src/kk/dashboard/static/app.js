@@ -18,6 +18,7 @@
   const auth = { known: false, signedIn: false, enabled: true, role: null, csrf: null };
   const state = {
     route: null, sparks: null, sparksAt: 0, expanded: new Set(), timer: null, busy: false, again: false,
+    loadError: false, // the banner shows an error of the refresh loop, not of an action
   };
 
   // -- DOM helpers --------------------------------------------------------------------------
@@ -528,12 +529,19 @@
       else if (route.view === "job") await loadJob(route);
       else await loadOverview();
       live(`Updated ${new Date().toLocaleTimeString()}`, true);
-      if ($("banner").classList.contains("error")) banner("");
+      // Clear only an error this loop showed; an action's error stays until the next action.
+      if (state.loadError) {
+        state.loadError = false;
+        banner("");
+      }
     } catch (e) {
       live("Not updated", false);
       if (e.status === 401) signedOut(); // the session expired or its key was removed
-      else if (route.view === "job" && e.code === "JOB_NOT_FOUND") banner(`Job "${route.job}" was not found (removed?).`);
-      else banner(explain(e));
+      else {
+        state.loadError = true;
+        if (route.view === "job" && e.code === "JOB_NOT_FOUND") banner(`Job "${route.job}" was not found (removed?).`);
+        else banner(explain(e));
+      }
     } finally {
       state.busy = false;
       if (state.again) {
