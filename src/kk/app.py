@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kk import __version__
 from kk.cache.router import router as cache_router
@@ -22,11 +23,35 @@ from kk.metrics.registry import AppMetrics
 from kk.metrics.router import router as metrics_router
 from kk.middleware import BodySizeLimit, RequestLog
 from kk.openapi import install_openapi
+from kk.queues.hot_add import HotAdd
 from kk.queues.router import router as queues_router
 from kk.runtime import Runtime
 from kk.settings import Settings, get_settings
 
 log = logging.getLogger("kk.app")
+
+
+class KKApp(FastAPI):
+    """FastAPI behind our own edge: request id and log, metrics, body limit and the add
+    route's fast lane wrap the whole application, so the fast lane gets the same
+    logging, metrics and limits as every other route."""
+
+    edge: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.edge is not None and scope["type"] == "http":
+            await self.edge(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    def wrap_edge(self, settings: Settings, metrics: AppMetrics) -> None:
+        async def inner(scope: Scope, receive: Receive, send: Send) -> None:
+            await FastAPI.__call__(self, scope, receive, send)
+
+        edge: ASGIApp = HotAdd(inner, self)
+        edge = BodySizeLimit(edge, max_bytes=settings.max_body_bytes)
+        edge = RequestLog(edge)
+        self.edge = HttpMetrics(edge, metrics=metrics) if settings.metrics_enabled else edge
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -53,7 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.health.close()
             await runtime.stop()
 
-    app = FastAPI(
+    app = KKApp(
         title="KK Backend",
         version=__version__,
         description="Redis job queues (BullMQ data model), a Redis cache and health checks.",
@@ -66,10 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.health = HealthService(settings, metrics.observe_redis("health"))
     install_error_handlers(app)
     install_openapi(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestLog)
+    app.wrap_edge(settings, metrics)
     if settings.metrics_enabled:
-        app.add_middleware(HttpMetrics, metrics=metrics)
         app.include_router(metrics_router)
     app.include_router(health_router)
     app.include_router(queues_router)

@@ -10,9 +10,11 @@ Every URL form goes through `connect`:
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import (
@@ -23,7 +25,7 @@ from redis.asyncio.connection import (
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
+from redis.exceptions import BusyLoadingError, ConnectionError, DataError, TimeoutError
 
 _RETRYABLE = [BusyLoadingError, ConnectionError, TimeoutError]
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
@@ -92,7 +94,44 @@ def connect(
     return aioredis.from_url(url, **options)
 
 
-class LeanConnectionPool(ConnectionPool):
+def _pack_with_hiredis(self: AbstractConnection, *args: Any) -> list[bytes]:
+    """redis-py's sync connections pack commands with hiredis, its asyncio ones in Python
+    (about 8 µs for a BullMQ script call against 1 µs); the bytes are the same."""
+    if isinstance(args[0], str):  # 'CONFIG GET' and the like go as separate words
+        args = (*args[0].encode().split(), *args[1:])
+    elif b" " in args[0]:
+        args = (*args[0].split(), *args[1:])
+    try:
+        return [hiredis.pack_command(args)]
+    except TypeError:
+        pass
+    args = tuple(bytes(a) if isinstance(a, bytearray | memoryview) else a for a in args)
+    try:
+        return [hiredis.pack_command(args)]
+    except TypeError as exc:  # what redis-py raises for a bool, None, ...
+        raise DataError(f"Invalid input in a Redis command: {exc}") from None
+
+
+@functools.cache
+def _hiredis_packing(connection_class: type[AbstractConnection]) -> type[AbstractConnection]:
+    return type(
+        connection_class.__name__, (connection_class,), {"pack_command": _pack_with_hiredis}
+    )
+
+
+class _HiredisPacking(ConnectionPool):
+    """A pool whose connections pack commands with hiredis."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.connection_class = _hiredis_packing(self.connection_class)
+
+
+class FastBlockingConnectionPool(_HiredisPacking, BlockingConnectionPool):
+    pass
+
+
+class LeanConnectionPool(_HiredisPacking, ConnectionPool):
     """redis-py 8's pool takes a lock, emits observability events and polls the socket for
     stray bytes around every command: a large share of a busy worker's time. A connection
     interrupted mid-command is disconnected by redis-py itself, so the poll is redundant;
@@ -126,7 +165,7 @@ def api_client(url: str, timeout_s: float, max_connections: int = 64) -> aioredi
     standalone = redis_mode_of(url) == "standalone"
     return connect(
         url,
-        BlockingConnectionPool if standalone else None,
+        FastBlockingConnectionPool if standalone else None,
         decode_responses=True,
         socket_timeout=timeout_s,
         socket_connect_timeout=min(timeout_s, 2.0),

@@ -8,6 +8,7 @@ label, and unusual methods share "OTHER".
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -35,6 +36,10 @@ class HttpMetrics:
     def __init__(self, app: ASGIApp, metrics: AppMetrics) -> None:
         self.app = app
         self.metrics = metrics
+        # Labelled children by label values: `labels()` validates and locks on every call,
+        # a dictionary hit does not. Label values are bounded (methods, templates, codes).
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._timers: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -59,5 +64,12 @@ class HttpMetrics:
             m.http_in_flight.dec()
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
             route = route_template(scope, base_root_path)
-            m.http_requests.labels(method, route, str(status)).inc()
-            m.http_duration.labels(method, route).observe(elapsed)
+            counter = self._counters.get((method, route, status))
+            if counter is None:
+                counter = m.http_requests.labels(method, route, str(status))
+                self._counters[(method, route, status)] = counter
+            counter.inc()
+            timer = self._timers.get((method, route))
+            if timer is None:
+                timer = self._timers[(method, route)] = m.http_duration.labels(method, route)
+            timer.observe(elapsed)

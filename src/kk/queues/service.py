@@ -22,6 +22,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from kk.errors import AppError, ErrorCode
 from kk.processors.base import ProcessorSpec
+from kk.queues.add_batcher import AddBatcher
 from kk.queues.names import validate_queue_name
 from kk.queues.schemas import CleanableStatus, JobOptions, JobStatus, JobView, QueueStats
 from kk.settings import QueueConfig, Settings
@@ -110,6 +111,8 @@ class QueueService:
             name: Queue(name, {"connection": redis, "prefix": self.prefix})
             for name in settings.queues
         }
+        # Redis Cluster refuses pipelined EVALSHA across slots: adds go one by one there.
+        self._batcher = None if isinstance(redis, RedisCluster) else AddBatcher(redis)
 
     @property
     def names(self) -> list[str]:
@@ -234,8 +237,12 @@ class QueueService:
     ) -> str:
         queue = self.queue(name)
         self._check_size(data)
-        job = await queue.add(job_name, data, self._job_opts(name, options))
-        return str(job.id)
+        opts = self._job_opts(name, options)
+        if self._batcher is None:
+            return str((await queue.add(job_name, data, opts)).id)
+        # What `Queue.add` does, with the script call batched with concurrent adds.
+        job = Job(queue, job_name, data, {**queue.jobsOpts, **opts})
+        return await self._batcher.add(queue.scripts, job)
 
     async def add_bulk(
         self, name: str, jobs: list[tuple[str, dict[str, Any], JobOptions | None]]
