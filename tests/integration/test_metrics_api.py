@@ -126,6 +126,24 @@ def test_http_requests_are_labelled_by_route_template(client: httpx.Client):
     )
 
 
+def test_adds_of_the_fast_lane_and_of_the_route_share_one_label(client: httpx.Client):
+    """Well-formed adds are answered in front of FastAPI, refused ones by the route: both
+    are counted under the route's template, by status."""
+    before = scrape(client)
+    for i in range(3):
+        add_job(client, "t-idle", {"i": i})
+    assert client.post("/api/queues/t-idle/jobs", json={"data": 1}).status_code == 400
+    after = scrape(client)
+    template = "/api/queues/{queueName}/jobs"
+
+    def delta(name: str, **labels: str) -> float:
+        return after.value(name, **labels) - (before.get(name, **labels) or 0)
+
+    assert delta("kk_http_requests_total", method="POST", route=template, status="201") == 3
+    assert delta("kk_http_requests_total", method="POST", route=template, status="400") == 1
+    assert delta("kk_http_request_duration_seconds_count", method="POST", route=template) == 4
+
+
 def test_job_counters_and_durations_move_when_jobs_run(client: httpx.Client):
     before = scrape(client)
     ok = [add_job(client, "t-basic", {"value": i}) for i in range(3)]
