@@ -139,6 +139,9 @@ def test_the_fast_lane_leaves_unusual_requests_to_the_route(srv):
             400,
             "VALIDATION_ERROR",
         )
+        deep = b'{"data": {"a": ' + b"[" * 5000 + b"]" * 5000 + b"}}"
+        json_body = {"content-type": "application/json"}
+        assert_error(client.post(url, content=deep, headers=json_body), 400, "VALIDATION_ERROR")
         job_id = {"options": {"jobId": "123"}}
         assert_error(client.post(url, json={"data": {}, **job_id}), 400, "VALIDATION_ERROR")
         # Another content type and a trailing slash go through FastAPI as before.

@@ -62,7 +62,7 @@ class HotAdd:
         replay = _replay(body, receive)
         try:
             parsed = AddJob.model_validate(json.loads(body))
-        except (ValueError, ValidationError):
+        except (ValueError, ValidationError, RecursionError):
             await self.app(scope, replay, send)  # the route answers with its exact error
             return
         scope["app"] = self.fastapi_app
