@@ -14,7 +14,16 @@ from kk.infra.embedded_redis import EmbeddedRedis
 from tests.integration.helpers import job_in
 from tests.support.server import start_server, wait_for
 
-QUEUES = {"out": {"processor": "tests.support.processors:flaky", "attempts": 1}}
+# A job running when Redis goes away fails (its processor writes to Redis too): retries,
+# spaced over more than the outage, let it finish once Redis is back, as a real queue would.
+QUEUES = {
+    "out": {
+        "processor": "tests.support.processors:flaky",
+        "attempts": 10,
+        "backoff_type": "fixed",
+        "backoff_delay_ms": 2000,
+    }
+}
 
 
 def test_adds_during_an_outage_get_503_and_nothing_acknowledged_is_lost(tmp_path):
