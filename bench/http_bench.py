@@ -2,7 +2,8 @@
 latency/throughput of the read routes with the Redis round trips each costs, next to the
 raw floor of the same Redis calls made from a bare script.
 
-Run: `.venv/bin/python -m bench.http_bench [--seconds 5] [--listing-jobs 100000]`.
+Run: `.venv/bin/python -m bench.http_bench [--seconds 5] [--listing-jobs 100000]
+[--enqueue-only]`.
 Everything runs on loopback against a private Redis and `kk serve` processes it starts.
 """
 
@@ -199,6 +200,10 @@ async def run(args: argparse.Namespace) -> None:
                                   [f"{b}/api/queues/q2/jobs/bulk" for b in bases], args.seconds,
                                   4, rclient, bulk, per_item=500)  # fmt: skip
 
+        if args.enqueue_only:
+            await rclient.aclose()
+            await bull.aclose()
+            return
         # A state with many jobs, to show listing cost follows the page, not the state.
         filled = await rclient.llen(f"{PREFIX}:q3:wait")
         while filled < args.listing_jobs:
@@ -247,6 +252,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--listing-jobs", type=int, default=100_000)
+    parser.add_argument("--enqueue-only", action="store_true", help="skip the read routes")
     asyncio.run(run(parser.parse_args()))
 
 

@@ -220,14 +220,12 @@ def test_put_validation(client, prefix, redis_client):
         {"value": "x" * MAX_VALUE},
     ):
         assert_error(client.put(f"/api/cache/{key}", json=body), 400, "VALIDATION_ERROR")
-    assert_error(
-        client.put(
-            f"/api/cache/{key}", content=b"{not json", headers={"content-type": "application/json"}
-        ),
-        400,
-        "VALIDATION_ERROR",
-    )
+    json_type = {"content-type": "application/json"}
+    for raw in (b"{not json", b'{"value": NaN}', b'{"value": {"a": [Infinity]}}'):
+        response = client.put(f"/api/cache/{key}", content=raw, headers=json_type)
+        assert_error(response, 400, "VALIDATION_ERROR")
     assert redis_client.exists(prefix + key) == 0
+    assert client.get(f"/api/cache/{key}").status_code == 404  # a miss: the counters exist
     for bad_key in ("k" * 257, "a%00b", "a%1Fb", "__stats", "__lock:user:1"):
         assert_error(
             client.put(f"/api/cache/{bad_key}", json={"value": 1}), 400, "VALIDATION_ERROR"

@@ -218,6 +218,21 @@ def test_sizes_are_limited(client):
     assert_error(response, 413, "PAYLOAD_TOO_LARGE")
 
 
+def test_numbers_json_does_not_have_are_refused(client, redis_client, queue_prefix):
+    """Python's JSON parser accepts NaN and Infinity; JSON (and BullMQ) do not."""
+    waiting = redis_client.llen(f"{queue_prefix}:t-idle:wait")
+    json_type = {"content-type": "application/json"}
+    for path, raw in (
+        ("/api/queues/t-idle/jobs", b'{"data": {"a": NaN}}'),
+        ("/api/queues/t-idle/jobs", b'{"data": {"a": [1, -Infinity]}}'),
+        ("/api/queues/t-idle/jobs/bulk", b'{"jobs": [{"data": {}}, {"data": {"a": Infinity}}]}'),
+    ):
+        body = assert_error(client.post(path, content=raw, headers=json_type), 400,
+                            "VALIDATION_ERROR")  # fmt: skip
+        assert "NaN or Infinity" in body["error"]
+    assert redis_client.llen(f"{queue_prefix}:t-idle:wait") == waiting
+
+
 def test_request_id_is_echoed(client):
     response = client.get("/api/queues/stats", headers={"X-Request-ID": "abc-123"})
     assert response.headers["x-request-id"] == "abc-123"

@@ -32,6 +32,7 @@ from redis.exceptions import OutOfMemoryError, ResponseError
 
 from kk.cache.keys import RESERVED, glob_escape
 from kk.errors import AppError, ErrorCode
+from kk.json_text import client_json
 from kk.settings import Settings
 
 log = logging.getLogger("kk.cache")
@@ -134,7 +135,7 @@ class CacheService:
         return max(1000, base)
 
     def encode(self, value: Any, what: str = "value") -> str:
-        encoded = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        encoded = client_json(value, what, ensure_ascii=False)
         limit = self.settings.cache_max_value_bytes
         if len(encoded.encode()) > limit:
             raise AppError(ErrorCode.VALIDATION_ERROR, f"The {what} exceeds {limit} bytes as JSON")

@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 from kk.errors import AppError, ErrorCode
+from kk.json_text import client_json
 from kk.processors.base import ProcessorSpec
 from kk.queues.add_batcher import AddBatcher
 from kk.queues.names import validate_queue_name
@@ -225,7 +226,7 @@ class QueueService:
         return opts
 
     def _check_size(self, data: dict[str, Any]) -> None:
-        size = len(json.dumps(data, separators=(",", ":")).encode())
+        size = len(client_json(data, "job data").encode())
         if size > self.settings.max_job_data_bytes:
             raise AppError(
                 ErrorCode.PAYLOAD_TOO_LARGE,
