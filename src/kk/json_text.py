@@ -1,8 +1,10 @@
 """JSON text of values that clients sent.
 
-Python's parser (which FastAPI uses for bodies) accepts `NaN`, `Infinity` and `-Infinity`;
-JSON does not, and BullMQ's `json.dumps(..., allow_nan=False)` would fail on them later.
-Refusing them here turns a client's mistake into a 400 instead of a 500 or a silent null.
+Python's parser (which FastAPI uses for bodies) accepts what JSON text may hold but
+Unicode or BullMQ cannot: `NaN`/`Infinity`, which BullMQ's `json.dumps(allow_nan=False)`
+refuses, and lone UTF-16 surrogates (`"\\ud800"`), which no UTF-8 encoder accepts, so
+every later read of the value would fail. Refusing both here turns a client's mistake
+into a 400 rather than a 500 on every read.
 """
 
 from __future__ import annotations
@@ -15,9 +17,19 @@ from kk.errors import AppError, ErrorCode
 
 def client_json(value: Any, what: str, *, ensure_ascii: bool = True) -> str:
     try:
-        return json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=ensure_ascii)
+        text = json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=ensure_ascii)
     except ValueError:
         raise AppError(
             ErrorCode.VALIDATION_ERROR,
             f"The {what} holds NaN or Infinity, which JSON does not allow",
         ) from None
+    # Escaped surrogates show as \ud8..\udf; pairs are fine, lone ones are not.
+    if "\\ud" in text if ensure_ascii else not text.isascii():
+        try:
+            json.dumps(value, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise AppError(
+                ErrorCode.VALIDATION_ERROR,
+                f"The {what} holds a lone UTF-16 surrogate, which is not valid Unicode",
+            ) from None
+    return text

@@ -221,7 +221,13 @@ def test_put_validation(client, prefix, redis_client):
     ):
         assert_error(client.put(f"/api/cache/{key}", json=body), 400, "VALIDATION_ERROR")
     json_type = {"content-type": "application/json"}
-    for raw in (b"{not json", b'{"value": NaN}', b'{"value": {"a": [Infinity]}}'):
+    bad = (
+        b"{not json",
+        b'{"value": NaN}',
+        b'{"value": {"a": [Infinity]}}',
+        b'{"value": "\\ud800"}',
+    )
+    for raw in bad:
         response = client.put(f"/api/cache/{key}", content=raw, headers=json_type)
         assert_error(response, 400, "VALIDATION_ERROR")
     assert redis_client.exists(prefix + key) == 0

@@ -218,19 +218,44 @@ def test_sizes_are_limited(client):
     assert_error(response, 413, "PAYLOAD_TOO_LARGE")
 
 
-def test_numbers_json_does_not_have_are_refused(client, redis_client, queue_prefix):
-    """Python's JSON parser accepts NaN and Infinity; JSON (and BullMQ) do not."""
+def test_values_json_or_unicode_do_not_allow_are_refused(client, redis_client, queue_prefix):
+    """Python's JSON parser accepts NaN, Infinity and lone surrogates; BullMQ and UTF-8
+    do not."""
     waiting = redis_client.llen(f"{queue_prefix}:t-idle:wait")
     json_type = {"content-type": "application/json"}
     for path, raw in (
         ("/api/queues/t-idle/jobs", b'{"data": {"a": NaN}}'),
         ("/api/queues/t-idle/jobs", b'{"data": {"a": [1, -Infinity]}}'),
         ("/api/queues/t-idle/jobs/bulk", b'{"jobs": [{"data": {}}, {"data": {"a": Infinity}}]}'),
+        # Valid JSON text, but not Unicode: every later read of the job would fail.
+        ("/api/queues/t-idle/jobs", b'{"data": {"a": "\\ud800"}}'),
+        ("/api/queues/t-idle/jobs", b'{"data": {"\\udfff": 1}}'),
     ):
         body = assert_error(client.post(path, content=raw, headers=json_type), 400,
                             "VALIDATION_ERROR")  # fmt: skip
-        assert "NaN or Infinity" in body["error"]
+        assert "NaN or Infinity" in body["error"] or "surrogate" in body["error"]
     assert redis_client.llen(f"{queue_prefix}:t-idle:wait") == waiting
+    # A surrogate pair (an emoji) is fine, escaped or not, and reads back.
+    for raw in (b'{"data": {"a": "\\ud83d\\ude00"}}', '{"data": {"a": "😀"}}'.encode()):
+        response = client.post("/api/queues/t-idle/jobs", content=raw, headers=json_type)
+        assert response.status_code == 201, response.text
+        job = client.get(f"/api/queues/t-idle/jobs/{response.json()['jobId']}").json()
+        assert job["data"]["data"] == {"a": "😀"}
+
+
+def test_a_lone_surrogate_written_by_another_producer_still_reads(
+    client, redis_client, queue_prefix
+):
+    job_id = add_job(client, "t-idle", {"a": 1})
+    # What JSON.stringify in Node writes for a string holding half of a surrogate pair.
+    redis_client.hset(f"{queue_prefix}:t-idle:{job_id}", "data",
+                      '{"a":"\\uD800x","b":["\\ud83d\\ude00"]}')  # fmt: skip
+    job = client.get(f"/api/queues/t-idle/jobs/{job_id}")
+    assert job.status_code == 200, job.text
+    assert job.json()["data"]["data"] == {"a": "?x", "b": ["😀"]}
+    listing = client.get("/api/queues/t-idle/jobs", params={"end": 999})
+    assert listing.status_code == 200, listing.text
+    assert {"a": "?x", "b": ["😀"]} in [j["data"] for j in listing.json()["data"]]
 
 
 def test_request_id_is_echoed(client):

@@ -71,9 +71,23 @@ def _json_field(raw: Mapping[str, str], field: str, default: Any) -> Any:
     if value is None:
         return default
     try:
-        return json.loads(value)
+        parsed = json.loads(value)
     except (TypeError, ValueError):
         return value  # written by another producer in a form we can't parse: show it raw
+    # Another producer may have escaped a lone surrogate ("\ud800"): valid JSON, not
+    # valid Unicode, so no answer holding it could be encoded. Show "?" in its place.
+    escaped_surrogate = "\\ud" in value or "\\uD" in value
+    return _without_lone_surrogates(parsed) if escaped_surrogate else parsed
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode()
+    if isinstance(value, list):
+        return [_without_lone_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def job_view(job_id: str, raw: Mapping[str, str], status: str) -> JobView:
