@@ -154,6 +154,15 @@ def test_batch_validation_stores_nothing(client, prefix, redis_client):
     ]
     for body in bad_bodies:
         assert_error(client.post("/api/cache-demo/batch", json=body), 400, "VALIDATION_ERROR")
+    # Lone surrogates: valid JSON text, not Unicode (in a key, in a value).
+    for raw in (
+        f'{{"keys": ["b:{tag}:1", "b:\\ud800"], "values": [1, 2]}}',
+        f'{{"keys": ["b:{tag}:1"], "values": ["\\udc00"]}}',
+    ):
+        response = client.post(
+            "/api/cache-demo/batch", content=raw, headers={"content-type": "application/json"}
+        )
+        assert_error(response, 400, "VALIDATION_ERROR")
     assert redis_client.exists(f"{prefix}b:{tag}:1", f"{prefix}b:{tag}:2") == 0
     ok = client.post(
         "/api/cache-demo/batch",

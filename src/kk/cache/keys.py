@@ -17,6 +17,14 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 
 
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_key(name: str, what: str = "key") -> str:
     if not name:
         raise AppError(ErrorCode.VALIDATION_ERROR, f"The {what} must not be empty")
@@ -26,6 +34,8 @@ def check_key(name: str, what: str = "key") -> str:
         )
     if _CONTROL.search(name):
         raise AppError(ErrorCode.VALIDATION_ERROR, f"The {what} contains control characters")
+    if not name.isascii() and not _is_unicode(name):  # a lone surrogate from a JSON body
+        raise AppError(ErrorCode.VALIDATION_ERROR, f"The {what} is not valid Unicode")
     if name.startswith(RESERVED):
         raise AppError(ErrorCode.VALIDATION_ERROR, f"Keys starting with '{RESERVED}' are reserved")
     return name
