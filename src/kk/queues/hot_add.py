@@ -20,8 +20,9 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import ValidationError
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from kk.middleware import replaying
 from kk.queues.router import add_job, add_one, router
 from kk.queues.schemas import AddJob
 from kk.security import require_admin
@@ -59,7 +60,7 @@ class HotAdd:
             await self.app(scope, receive, send)
             return
         body = await _read_body(receive)
-        replay = _replay(body, receive)
+        replay = replaying(body, receive)
         try:
             parsed = AddJob.model_validate(json.loads(body))
         except (ValueError, ValidationError, RecursionError):
@@ -103,18 +104,3 @@ async def _read_body(receive: Receive) -> bytes:
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A receive that hands the already-read body out once, then defers to the server
-    (which reports a disconnect when the client goes away)."""
-    sent = False
-
-    async def replayed() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replayed
