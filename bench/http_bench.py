@@ -176,6 +176,14 @@ async def run(args: argparse.Namespace) -> None:
         await measure("bullmq Queue.add, one at a time", stock_add, args.seconds, 1, rclient)
         await measure("bullmq Queue.add on kk's tuned client", direct_add, args.seconds, 32,
                       rclient)  # fmt: skip
+        # And as bullmq's README shows it: a URL, the package's own (single) connection.
+        own_queue = Queue("q0", {"connection": url, "prefix": PREFIX})
+
+        async def own_add(_: int) -> None:
+            await own_queue.add("job", data, {"attempts": 1})
+
+        await measure("bullmq Queue.add, its own connection", own_add, args.seconds, 32, rclient)
+        await own_queue.close()
 
         async def direct_bulk(_: int) -> None:
             await queue.addBulk([{"name": "job", "data": data}] * 500)
