@@ -182,7 +182,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
-        # Runs outside RequestLog (Starlette's outermost layer): pass the request id on.
+        # Starlette calls this from its outermost layer, inside our RequestLog: name the request.
         request_id = getattr(request.state, "request_id", None)
         log.exception(
             "Unhandled error on %s %s",
