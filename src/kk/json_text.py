@@ -24,12 +24,24 @@ def client_json(value: Any, what: str, *, ensure_ascii: bool = True) -> str:
             f"The {what} holds NaN or Infinity, which JSON does not allow",
         ) from None
     # Escaped surrogates show as \ud8..\udf; pairs are fine, lone ones are not.
-    if "\\ud" in text if ensure_ascii else not text.isascii():
-        try:
-            json.dumps(value, ensure_ascii=False).encode()
-        except UnicodeEncodeError:
-            raise AppError(
-                ErrorCode.VALIDATION_ERROR,
-                f"The {what} holds a lone UTF-16 surrogate, which is not valid Unicode",
-            ) from None
+    if ensure_ascii and "\\ud" in text:
+        unicode_text = json.dumps(value, ensure_ascii=False)
+    else:
+        unicode_text = text
+    if not is_unicode(unicode_text):
+        raise AppError(
+            ErrorCode.VALIDATION_ERROR,
+            f"The {what} holds a lone UTF-16 surrogate, which is not valid Unicode",
+        )
     return text
+
+
+def is_unicode(text: str) -> bool:
+    """False when the text holds a lone surrogate (which no UTF-8 encoder accepts)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

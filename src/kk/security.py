@@ -15,6 +15,7 @@ from __future__ import annotations
 import hmac
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -122,14 +123,15 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def rate_limit(request: Request, bucket: str) -> None:
-    """Fixed one-minute window per bucket, counted in Redis so every process shares it."""
+async def rate_limit(request: Request, bucket: Callable[[], str]) -> None:
+    """Fixed one-minute window per bucket, counted in Redis so every process shares it.
+    `bucket` names the window's owner; it is only worked out when a limit is set."""
     limit = request.app.state.settings.rate_limit_per_minute
     if not limit:
         return
     now = time.time()
     window = int(now // 60)
-    counter = f"{RATE_LIMIT_PREFIX}{bucket}:{window}"
+    counter = f"{RATE_LIMIT_PREFIX}{bucket()}:{window}"
     async with request.app.state.runtime.redis.pipeline(transaction=False) as pipe:
         pipe.incr(counter)
         pipe.expire(counter, 61)
@@ -157,6 +159,5 @@ async def require_read(request: Request) -> Role:
 
 async def require_admin(request: Request) -> Role:
     identity = _require(request, Role.admin)
-    if request.app.state.settings.rate_limit_per_minute:
-        await rate_limit(request, _bucket(request, identity))
+    await rate_limit(request, lambda: _bucket(request, identity))
     return identity.role

@@ -10,19 +10,12 @@ from __future__ import annotations
 import re
 
 from kk.errors import AppError, ErrorCode
+from kk.json_text import is_unicode
 
 MAX_KEY_LENGTH = 256
 RESERVED = "__"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
-
-
-def _is_unicode(text: str) -> bool:
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def check_key(name: str, what: str = "key") -> str:
@@ -34,7 +27,7 @@ def check_key(name: str, what: str = "key") -> str:
         )
     if _CONTROL.search(name):
         raise AppError(ErrorCode.VALIDATION_ERROR, f"The {what} contains control characters")
-    if not name.isascii() and not _is_unicode(name):  # a lone surrogate from a JSON body
+    if not is_unicode(name):  # a lone surrogate from a JSON body
         raise AppError(ErrorCode.VALIDATION_ERROR, f"The {what} is not valid Unicode")
     if name.startswith(RESERVED):
         raise AppError(ErrorCode.VALIDATION_ERROR, f"Keys starting with '{RESERVED}' are reserved")

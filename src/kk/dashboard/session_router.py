@@ -95,7 +95,7 @@ def _cookie_options(request: Request) -> dict[str, Any]:
 @router.post("/login", openapi_extra=_LOGIN_BODY)
 async def login(request: Request, response: Response) -> Envelope[SessionInfo]:
     _refuse_cross_site(request)
-    await rate_limit(request, f"login:{client_ip(request)}")
+    await rate_limit(request, lambda: f"login:{client_ip(request)}")
     key = await _read_key(request)
     settings = request.app.state.settings
     if not settings.auth_enabled:

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from kk.middleware import replaying
+from kk.middleware import read_body, replaying
 from kk.queues.router import add_job, add_one, router
 from kk.queues.schemas import AddJob
 from kk.security import require_admin
@@ -60,7 +60,7 @@ class HotAdd:
         if name is None:
             await self.app(scope, receive, send)
             return
-        body = await _read_body(receive)
+        body = await read_body(receive) or b""  # no limit here: BodySizeLimit is outside
         replay = replaying(body, receive)
         try:
             parsed = AddJob.model_validate(json.loads(body))
@@ -93,15 +93,3 @@ class HotAdd:
             if handler is not None:
                 return await handler(request, exc), cls is not Exception
         raise exc
-
-
-async def _read_body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
