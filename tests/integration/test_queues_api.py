@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -216,6 +217,22 @@ def test_sizes_are_limited(client):
         "/api/queues/t-idle/jobs", content=huge, headers={"content-type": "application/json"}
     )
     assert_error(response, 413, "PAYLOAD_TOO_LARGE")
+
+    # Chunked bodies (no Content-Length) are read up to the limit, then refused or replayed.
+    def chunked(blob_bytes: int) -> Iterator[bytes]:
+        yield b'{"data": {"blob": "'
+        yield b"x" * blob_bytes
+        yield b'"}}'
+
+    json_type = {"content-type": "application/json"}
+    response = client.post("/api/queues/t-idle/jobs", content=chunked(1_100_000), headers=json_type)
+    assert "content-length" not in response.request.headers
+    assert_error(response, 413, "PAYLOAD_TOO_LARGE")
+    response = client.post("/api/queues/t-idle/jobs", content=chunked(10), headers=json_type)
+    assert response.status_code == 201, response.text
+    assert client.get(f"/api/queues/t-idle/jobs/{response.json()['jobId']}").json()["data"][
+        "data"
+    ] == {"blob": "x" * 10}
 
 
 def test_values_json_or_unicode_do_not_allow_are_refused(client, redis_client, queue_prefix):
