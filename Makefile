@@ -2,33 +2,48 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+RUNTIME := $(VENV)/.runtime-installed
+DEV := $(VENV)/.dev-installed
+# Exact versions with hashes (`make lock` refreshes them from pyproject.toml).
+LOCK := requirements.lock
+DEV_LOCK := requirements-dev.lock
+UV_COMPILE := $(BIN)/uv pip compile pyproject.toml --quiet --universal --python-version 3.11 \
+	--generate-hashes --no-header
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format typecheck bench clean lock screenshots
 
-$(STAMP): pyproject.toml
+$(RUNTIME): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required") if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps -e .
 	@touch $@
 
-run: $(STAMP)
+$(DEV): $(RUNTIME) $(DEV_LOCK)
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r $(DEV_LOCK)
+	@touch $@
+
+lock:
+	@test -x $(BIN)/uv || ($(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet uv)
+	$(UV_COMPILE) -o $(LOCK)
+	$(UV_COMPILE) --extra dev --constraint $(LOCK) -o $(DEV_LOCK)
+
+run: $(RUNTIME)
 	$(BIN)/kk serve
 
-test: $(STAMP)
+test: $(DEV)
 	@if command -v npm >/dev/null 2>&1; then \
-		npm install --silent --no-audit --no-fund --prefix tests/interop >/dev/null \
+		npm ci --silent --no-audit --no-fund --prefix tests/interop >/dev/null \
 		|| echo "npm install failed: the Node interop tests will be skipped"; \
 	fi
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(DEV)
 	$(BIN)/ruff check src tests bench
 
-format: $(STAMP)
+format: $(DEV)
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
