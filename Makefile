@@ -35,6 +35,8 @@ test: $(DEV)
 	@if command -v npm >/dev/null 2>&1; then \
 		npm ci --silent --no-audit --no-fund --prefix tests/interop >/dev/null \
 		|| echo "npm install failed: the Node interop tests will be skipped"; \
+		npm ci --silent --no-audit --no-fund --prefix tests/typed_client >/dev/null \
+		|| echo "npm install failed: the typed client test will be skipped"; \
 	fi
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
@@ -46,6 +48,10 @@ lint: $(DEV)
 format: $(DEV)
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
+
+# The README's dashboard pictures (docs/img), from a real server and Debian's chromium.
+screenshots: $(DEV)
+	$(BIN)/python -m bench.screenshots
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

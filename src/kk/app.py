@@ -11,8 +11,12 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kk import __version__
+from kk.api_docs import install_docs
 from kk.cache.router import router as cache_router
 from kk.dashboard.page import install_dashboard
+from kk.edge.cors import Cors
+from kk.edge.host_check import HostCheck
+from kk.edge.proxies import TrustedProxies
 from kk.errors import install_error_handlers
 from kk.health.router import router as health_router
 from kk.health.service import HealthService
@@ -32,9 +36,9 @@ log = logging.getLogger("kk.app")
 
 
 class KKApp(FastAPI):
-    """FastAPI behind our own edge: request id and log, metrics, body limit and the add
-    route's fast lane wrap the whole application, so the fast lane gets the same
-    logging, metrics and limits as every other route."""
+    """FastAPI behind our own edge: request id and log, metrics, trusted proxies, the Host
+    check, CORS, body limit and the add route's fast lane wrap the whole application, so
+    the fast lane gets the same logging, metrics, checks and limits as every other route."""
 
     edge: ASGIApp | None = None
 
@@ -50,6 +54,11 @@ class KKApp(FastAPI):
 
         edge: ASGIApp = HotAdd(inner, self)
         edge = BodySizeLimit(edge, max_bytes=settings.max_body_bytes)
+        edge = Cors(edge, self, settings.cors_origins)
+        # Rebinding: open mode always checks Host; keyed mode once KK_ALLOWED_HOSTS is set.
+        if settings.allowed_hosts or not settings.auth_enabled:
+            edge = HostCheck(edge, settings.allowed_hosts)
+        edge = TrustedProxies(edge, settings.trusted_proxies)
         edge = RequestLog(edge)
         self.edge = HttpMetrics(edge, metrics=metrics) if settings.metrics_enabled else edge
 
@@ -67,6 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             job_listeners=[JobMetrics(metrics, worker_queues)],
         )
         app.state.runtime = runtime
+        if runtime.workers is not None:  # kk_worker_redis_errors_total
+            metrics.registry.register(runtime.workers.errors)
         app.state.queues = runtime.queues
         # Start-up objects live as long as the process: move them out of the collector's
         # reach, so full collections stay short and don't stall requests.
@@ -83,6 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Redis job queues (BullMQ data model), a Redis cache and health checks.",
         lifespan=lifespan,
+        docs_url=None,  # kk.api_docs serves /docs and /redoc without a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     # Health and metrics: one registry per app, health checks timing Redis into it.
@@ -91,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.health = HealthService(settings, metrics.observe_redis("health"))
     install_error_handlers(app)
     install_openapi(app)
+    install_docs(app)
     app.wrap_edge(settings, metrics)
     if settings.metrics_enabled:
         app.include_router(metrics_router)

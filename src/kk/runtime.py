@@ -74,7 +74,9 @@ class Runtime:
         schedules = runtime.schedules = ScheduleManager(redis, settings, queues)
         if with_workers:
             context = JobContext(settings=settings, redis=redis, queues=queues)
-            pool = WorkerPool(settings, redis_url, processors, context, worker_queues, concurrency)
+            # `kk worker --queues` wins; otherwise KK_WORKER_QUEUES; otherwise every queue.
+            wanted = worker_queues or settings.worker_queues or None
+            pool = WorkerPool(settings, redis_url, processors, context, wanted, concurrency)
             pool.listeners.extend(job_listeners)  # before start: no job goes unseen
             pool.listeners.append(schedules)  # records when a schedule's tick runs
             pool.start()

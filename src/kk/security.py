@@ -8,6 +8,9 @@ The dashboard signs in once with a key and then sends a session cookie instead
 (`kk.dashboard.session`). A browser sends that cookie on its own, so a change made with
 it must also carry the session's CSRF token and come from this origin. Header keys are
 never sent by a browser on its own, so they need neither.
+
+Wrong keys count against the client's IP (`kk.auth_guard`); signing out revokes the
+session server-side (`kk.dashboard.session.revoked`). docs/security.md has the threat model.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from enum import StrEnum
 
 from fastapi import Request
 
-from kk.dashboard.session import COOKIE, Session, keyring, same_origin
+from kk.auth_guard import auth_failures
+from kk.dashboard.session import COOKIE, Session, keyring, revoked, same_origin
 from kk.errors import AppError, ErrorCode
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -65,30 +69,40 @@ def key_role(request: Request, key: str) -> Role | None:
     return None
 
 
-def identify(request: Request) -> Identity | None:
+async def identify(request: Request) -> Identity | None:
     """Who sends this request: a header key wins over the cookie; a wrong key is not
-    rescued by a valid cookie."""
+    rescued by a valid cookie. A client over the wrong-key limit gets 429 before its key
+    is even compared."""
     if not request.app.state.settings.auth_enabled:
         return Identity(Role.admin)
     key = presented_key(request)
     if key is not None:
+        guard = auth_failures(request.app)
+        client = client_ip(request)
+        guard.check(client)
         role = key_role(request, key)
-        return Identity(role, key=key) if role else None
+        if role is None:
+            await guard.failed(request, client)
+            return None
+        return Identity(role, key=key)
     token = request.cookies.get(COOKIE)
     if token:
         session = keyring(request.app).parse(token)
-        if session is not None:
+        if session is not None and not await revoked(request.app, session):
             return Identity(Role(session.role), session=session)
     return None
 
 
-def role_of(request: Request) -> Role | None:
-    identity = identify(request)
-    return identity.role if identity else None
+def _listed_origin(request: Request) -> bool:
+    origin = request.headers.get("origin", "").lower()
+    return origin in request.app.state.settings.cors_origins
 
 
 def _check_browser_mutation(request: Request, identity: Identity) -> None:
-    if not same_origin(request):
+    # Open mode trusts a KK_CORS_ORIGINS page as it trusts this one; a cookie never travels
+    # cross-origin on the service's behalf, so a session's change must come from here.
+    listed = identity.session is None and _listed_origin(request)
+    if not same_origin(request) and not listed:
         origin = request.headers.get("origin")
         raise AppError(
             ErrorCode.FORBIDDEN, f"Cross-site request refused: Origin '{origin}' is not this host"
@@ -105,8 +119,8 @@ def _check_browser_mutation(request: Request, identity: Identity) -> None:
         )
 
 
-def _require(request: Request, needed: Role) -> Identity:
-    identity = identify(request)
+async def _require(request: Request, needed: Role) -> Identity:
+    identity = await identify(request)
     if identity is None:
         raise AppError(
             ErrorCode.UNAUTHORIZED, "A valid API key (or a dashboard sign-in) is required"
@@ -120,6 +134,7 @@ def _require(request: Request, needed: Role) -> Identity:
 
 
 def client_ip(request: Request) -> str:
+    # The edge (kk.edge.proxies) has already replaced a trusted proxy's address.
     return request.client.host if request.client else "unknown"
 
 
@@ -154,10 +169,10 @@ def _bucket(request: Request, identity: Identity) -> str:
 
 
 async def require_read(request: Request) -> Role:
-    return _require(request, Role.read).role
+    return (await _require(request, Role.read)).role
 
 
 async def require_admin(request: Request) -> Role:
-    identity = _require(request, Role.admin)
+    identity = await _require(request, Role.admin)
     await rate_limit(request, lambda: _bucket(request, identity))
     return identity.role

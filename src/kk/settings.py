@@ -12,7 +12,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -72,7 +79,20 @@ class Settings(BaseSettings):
     # Redis: unset = start a private embedded server in the data dir.
     redis_url: str | None = None
     cache_redis_url: str | None = None
-    redis_timeout_s: float = Field(5.0, gt=0)
+    # Longest an API call waits for Redis: a Redis that does not answer (hung, paused,
+    # saturated) gets a 503 within this bound. KK_REDIS_ANSWER_TIMEOUT_S, or its older name
+    # KK_REDIS_TIMEOUT_S (the first wins when both are set).
+    redis_timeout_s: float = Field(
+        3.0,
+        gt=0,
+        le=60,
+        validation_alias=AliasChoices(
+            "kk_redis_answer_timeout_s",
+            "kk_redis_timeout_s",
+            "redis_answer_timeout_s",
+            "redis_timeout_s",
+        ),
+    )
     queue_prefix: str = "bull"
 
     database_url: str | None = None
@@ -88,11 +108,24 @@ class Settings(BaseSettings):
     session_ttl_s: int = Field(12 * 3600, ge=60, le=30 * 86_400)
     # Mutations per minute per key (or client IP when auth is off); 0 = no limit.
     rate_limit_per_minute: int = Field(0, ge=0, le=1_000_000)
+    # Wrong keys per minute per client IP before it gets 429 (key guessing); 0 = no limit.
+    auth_failures_per_minute: int = Field(20, ge=0, le=1_000_000)
+    # Host names served besides loopback ("api.example.com", "*.example.com"). Enforced in
+    # open mode always, with keys only when set (see docs/security.md).
+    allowed_hosts: list[str] = Field(default_factory=list)
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (IPs or CIDRs).
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # Origins whose pages may call /api with a key (CORS), e.g. "http://localhost:5173".
+    cors_origins: list[str] = Field(default_factory=list)
 
     # Queues and workers.
     queues: dict[str, QueueConfig] = Field(default_factory=_default_queues)
     run_workers: bool = True
     worker_queues: list[str] | None = None
+    # `kk worker` serves /metrics on this port when set (off by default), on loopback
+    # unless a host is given.
+    worker_metrics_port: int | None = Field(None, ge=0, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
     lock_duration_ms: int = Field(30_000, ge=1000)
     stalled_interval_ms: int = Field(30_000, ge=500)
     max_stalled_count: int = Field(1, ge=0)
@@ -115,6 +148,9 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = Field(10.0, gt=0, le=120)
     http_max_response_bytes: int = Field(20 * 1_048_576, ge=1024)
     image_max_pixels: int = Field(40_000_000, ge=1)
+    # Pixels an image job may produce: an upscale of a tiny file to 10000x10000 would
+    # otherwise allocate gigabytes (RGBA, plus the resampling buffer).
+    image_max_output_pixels: int = Field(25_000_000, ge=1)
     # Hosts or CIDR ranges that workers may fetch although they are private (e.g. in tests).
     ssrf_allow: list[str] = Field(default_factory=list)
 
@@ -204,6 +240,23 @@ class Settings(BaseSettings):
         if self.api_key and self.api_key not in self.api_keys:
             self.api_keys = [self.api_key, *self.api_keys]
         return self
+
+    @field_validator("api_key", "api_keys", "read_api_keys", mode="after")
+    @classmethod
+    def _strong_keys(cls, value: str | list[str] | None) -> str | list[str] | None:
+        from kk.edge.config import check_key_strength
+
+        for key in [value] if isinstance(value, str) else value or []:
+            check_key_strength(key)
+        return value
+
+    @field_validator("allowed_hosts", "trusted_proxies", "cors_origins", mode="after")
+    @classmethod
+    def _edge_lists(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        from kk.edge.config import NORMALISERS
+
+        assert info.field_name is not None  # always set for a field validator
+        return [NORMALISERS[info.field_name](item) for item in value]
 
     @property
     def auth_enabled(self) -> bool:

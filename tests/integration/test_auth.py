@@ -11,7 +11,7 @@ import pytest
 from tests.integration.helpers import assert_error
 from tests.support.server import start_server
 
-ADMIN, READER = "admin-key-0123456789", "read-key-0123456789"
+ADMIN, READER = "admin-key-0123456789abcdef0123456789", "read-key-0123456789abcdef0123456789"
 OPEN_PATHS = {"/health/live", "/health/ready", "/openapi.json", "/docs", "/docs/oauth2-redirect",
               "/redoc", "/dashboard", "/dashboard/", "/dashboard/login", "/dashboard/logout",
               "/dashboard/session"}  # fmt: skip
@@ -24,6 +24,8 @@ def locked(tmp_path_factory, server_env):
         "KK_QUEUE_PREFIX": f"kka-{uuid.uuid4().hex[:8]}",  # its adds stay out of other tests
         "KK_API_KEYS": json.dumps([ADMIN]),
         "KK_READ_API_KEYS": json.dumps([READER]),
+        # A wrong key is tried on every route: more than the key-guessing limit allows.
+        "KK_AUTH_FAILURES_PER_MINUTE": "0",
     }
     with start_server(tmp_path_factory.mktemp("locked"), env) as srv, srv.client as client:
         yield client

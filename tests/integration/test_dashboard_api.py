@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -12,6 +13,7 @@ from tests.integration.dashboard_support import FAIL_FIRST, SLEEPY, dashboard_en
 from tests.integration.helpers import add_job, assert_error, job_in, wait_job
 from tests.support.server import KKServer, start_server
 
+ADMIN_KEY, READ_KEY = "dash-admin-key-0123456789abcdef0123", "dash-read-key-0123456789abcdef01234"
 QUEUES = {
     "d-work": {"processor": FAIL_FIRST, "attempts": 1, "concurrency": 2},
     "d-metrics": {"processor": FAIL_FIRST, "attempts": 1},
@@ -228,8 +230,8 @@ def test_the_built_in_schedules_are_listed_as_the_contract_says(client, dash, re
 @pytest.fixture(scope="module")
 def locked(server_env, tmp_path_factory) -> KKServer:
     env = dashboard_env(
-        server_env, {"d-idle": {"attempts": 1}}, KK_API_KEY="admin-key",
-        KK_READ_API_KEYS='["read-key"]',
+        server_env, {"d-idle": {"attempts": 1}}, KK_API_KEY=ADMIN_KEY,
+        KK_READ_API_KEYS=json.dumps([READ_KEY]),
     )  # fmt: skip
     with start_server(tmp_path_factory.mktemp("dash-auth"), env) as srv:
         yield srv
@@ -247,12 +249,12 @@ def test_reads_need_a_key_and_actions_an_admin_key(locked):
     with locked.client as c:
         for url in reads:
             assert_error(c.get(url), 401, "UNAUTHORIZED")
-            assert c.get(url, headers={"X-API-Key": "read-key"}).status_code == 200, url
+            assert c.get(url, headers={"X-API-Key": READ_KEY}).status_code == 200, url
         for method, url in actions:
             assert_error(c.request(method, url), 401, "UNAUTHORIZED")
-            assert_error(c.request(method, url, headers={"X-API-Key": "read-key"}), 403,
+            assert_error(c.request(method, url, headers={"X-API-Key": READ_KEY}), 403,
                          "FORBIDDEN")  # fmt: skip
-        ok = c.post("/api/queues/d-idle/retry-failed", headers={"X-API-Key": "admin-key"})
+        ok = c.post("/api/queues/d-idle/retry-failed", headers={"X-API-Key": ADMIN_KEY})
         assert ok.status_code == 200
         assert_error(c.get("/api/queues/d-idle/jobs/1/logs"), 401, "UNAUTHORIZED")
 

@@ -20,7 +20,7 @@ from tests.support.server import start_server
 NO_CACHE = "no-cache, no-store, must-revalidate"
 MS = re.compile(r"^\d+ms$")
 MB = re.compile(r"^\d+\.\d\dMB$")
-ADMIN, READER = "health-admin-key-0123", "health-read-key-0123"
+ADMIN, READER = "health-admin-key-0123456789abcdef01", "health-read-key-0123456789abcdef012"
 
 
 @pytest.fixture(scope="module")

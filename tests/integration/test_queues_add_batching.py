@@ -25,7 +25,8 @@ CONCURRENCY = 40
 def own_redis(tmp_path_factory: pytest.TempPathFactory):
     server = EmbeddedRedis(tmp_path_factory.mktemp("add-redis"))
     url = server.start()
-    client = redis.Redis.from_url(url, decode_responses=True)
+    # Admin credentials: the service's user may not run CONFIG SET (used below).
+    client = redis.Redis.from_url(server.admin_url, decode_responses=True)
     yield url, client
     client.close()
     server.stop()
@@ -146,7 +147,7 @@ def test_the_fast_lane_leaves_unusual_requests_to_the_route(srv):
         assert_error(client.post(url, json={"data": {}, **job_id}), 400, "VALIDATION_ERROR")
         # Another content type and a trailing slash go through FastAPI as before.
         plain = client.post(url, content=b'{"data": {}}', headers={"content-type": "text/plain"})
-        assert_error(plain, 400, "VALIDATION_ERROR")
+        assert_error(plain, 415, "UNSUPPORTED_MEDIA_TYPE")
         slash = client.post(f"{url}/", json={"data": {}})
         assert slash.status_code == 307 and slash.headers["location"].endswith(url)
         # Well-formed adds with every option are answered by the lane, as the route would.
@@ -161,8 +162,12 @@ def test_the_fast_lane_leaves_unusual_requests_to_the_route(srv):
             "success": True,
             "jobId": "lane-1",
             "message": f"Job added to queue '{QUEUE}'",
+            "duplicate": False,
+            "state": None,
         }
-        assert client.post(url, json=body).json()["jobId"] == "lane-1"  # idempotent
+        again = client.post(url, json=body)  # idempotent: the existing job, answered 200
+        assert again.status_code == 200 and again.json()["jobId"] == "lane-1"
+        assert again.json()["duplicate"] is True and again.json()["state"] == "delayed"
         job = client.get(f"{url}/lane-1").json()["data"]
         assert job["name"] == "resize" and job["data"] == {"a": [1, "é"]}
         assert job["status"] == "delayed" and job["opts"]["attempts"] == 3

@@ -90,3 +90,56 @@ def test_the_service_follows_a_sentinel(tmp_path):
             job_id = add_job(client, "c-work", {"value": 5})
             assert wait_job(client, "c-work", "completed", job_id)["returnValue"] == {"doubled": 10}
             assert client.get("/health/redis").json()["mode"] == "sentinel"
+
+
+def test_the_cache_on_a_redis_cluster(tmp_path):
+    """Every cache route on a 3-master cluster: the cache's Lua scripts touch a value, the
+    counters and the Bloom filter at once, so its keys share one hash-tagged slot."""
+    import redis
+
+    def ok(response):
+        assert response.status_code == 200, response.text
+        return response.json()["data"]
+
+    with redis_cluster(tmp_path / "cluster") as ports:
+        env = {
+            "KK_REDIS_URL": "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports),
+            "KK_QUEUES": json.dumps(QUEUES),
+            "KK_DEMO_USERS": "50",
+        }
+        with start_server(tmp_path / "kk", env) as srv, srv.client as client:
+            assert ok(client.put("/api/cache/greeting", json={"value": {"hi": 1}}))
+            assert ok(client.get("/api/cache/greeting"))["value"] == {"hi": 1}
+            assert client.delete("/api/cache/greeting").status_code == 200
+            assert_error(client.get("/api/cache/greeting"), 404, "CACHE_KEY_NOT_FOUND")
+            ok(client.get("/api/cache-demo/basic/demo-key"))
+            keys = [f"product:{i}" for i in range(20)]
+            batch = client.post("/api/cache-demo/batch", json={"keys": keys, "values": keys})
+            assert ok(batch)["count"] == 20
+            assert ok(client.get("/api/cache/product:7"))["value"] == "product:7"
+            listed, cursor = set(), 0
+            while True:
+                page = ok(client.get("/api/cache", params={"cursor": cursor, "count": 1000}))
+                listed |= set(page["keys"])
+                cursor = int(page["cursor"])
+                if not cursor:
+                    break
+            assert set(keys) <= listed and not any(k.startswith("__") for k in listed)
+            # Read-through with the Bloom filter and the single-flight lock.
+            assert ok(client.get("/api/cache-demo/protection/12"))["fromCache"] is False
+            assert ok(client.get("/api/cache-demo/protection/12"))["fromCache"] is True
+            assert_error(client.get("/api/cache-demo/protection/49999"), 404, "USER_NOT_FOUND")
+            stats = ok(client.get("/api/cache-demo/stats"))
+            assert stats["cache"]["hits"] >= 3 and stats["cache"]["sets"] >= 21
+            assert stats["cache"]["deletes"] == 1
+            assert stats["redis"]["version"]
+            metrics = client.get("/metrics").text
+            assert f"kk_cache_hits_total {float(stats['cache']['hits'])}" in metrics
+        found = []
+        for port in ports:
+            node = redis.Redis(host="127.0.0.1", port=port, decode_responses=True)
+            found += [(port, k) for k in node.keys("*") if "cache" in k]
+            node.close()
+        assert any(k == "{kk:cache:}__stats" for _, k in found)
+        assert all(k.startswith("{kk:cache:}") for _, k in found), found
+        assert len({port for port, _ in found}) == 1, "one slot, so one node"

@@ -15,7 +15,7 @@ from kk.settings import Settings
 from tests.integration.helpers import assert_error
 from tests.support.server import start_server
 
-ADMIN, OTHER = "admin-key-rate-0123456789", "other-admin-key-rate-0123456789"
+ADMIN, OTHER = "admin-key-rate-0123456789abcdef01234", "other-admin-key-rate-0123456789abcdef"
 SECRET = "rate-limit-test-session-secret-0123456789"
 LIMIT = 3
 

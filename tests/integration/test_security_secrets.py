@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(server_binary() is None, reason="needs a redis/v
 
 
 def _secret(label: str) -> str:
-    return f"{label}-{secrets.token_hex(12)}"
+    return f"{label}-{secrets.token_hex(16)}"  # API keys need 32+ characters
 
 
 SECRETS = {
@@ -93,7 +93,8 @@ def test_no_answer_and_no_log_line_shows_a_secret(srv: KKServer):
 
         # A failing email job: the SMTP connection is refused, the reason must not say how
         # the service would have logged in.
-        body = {"to": "a@example.com", "subject": "Hi", "template": "welcome", "data": {},
+        body = {"to": "a@example.com", "subject": "Hi", "template": "welcome",
+                "data": {"username": "a", "activationLink": "https://example.com/a"},
                 "options": {"attempts": 1}}  # fmt: skip
         added = http.post("/api/queues/email/jobs", json=body)
         assert added.status_code == 201, added.text
@@ -104,7 +105,7 @@ def test_no_answer_and_no_log_line_shows_a_secret(srv: KKServer):
         _check(http.get("/api/queues/email/jobs", params={"status": "failed"}))
 
         # A webhook job that fails: its signature header is derived from the secret.
-        hook = add_job(http, "webhook", {"url": "http://127.0.0.1:1/hook", "payload": {}},
+        hook = add_job(http, "webhook", {"url": "http://localhost:1/hook", "payload": {}},
                        attempts=1)  # fmt: skip
         _check(
             http.get(f"/api/queues/webhook/jobs/{wait_job(http, 'webhook', 'failed', hook)['id']}")

@@ -16,7 +16,7 @@ from kk.settings import Settings
 from tests.integration.helpers import assert_error
 from tests.support.server import KKServer, start_server
 
-ADMIN, READER = "admin-key-session-0123456789", "read-key-session-0123456789"
+ADMIN, READER = "admin-key-session-0123456789abcdef0", "read-key-session-0123456789abcdef01"
 QUEUE = "t-idle"
 
 
@@ -27,6 +27,7 @@ def locked(tmp_path_factory, server_env) -> Iterator[KKServer]:
         "KK_QUEUE_PREFIX": f"kks-{uuid.uuid4().hex[:8]}",
         "KK_API_KEYS": json.dumps([ADMIN]),
         "KK_READ_API_KEYS": json.dumps([READER]),
+        "KK_TRUSTED_PROXIES": json.dumps(["127.0.0.1"]),  # stands in for a TLS proxy
     }
     with start_server(tmp_path_factory.mktemp("session"), env) as srv:
         yield srv
@@ -197,7 +198,7 @@ def test_without_keys_the_dashboard_needs_no_sign_in(server: KKServer):
 
 
 def test_over_https_the_cookie_is_secure(http):
-    # uvicorn trusts X-Forwarded-Proto from loopback, as from a TLS-terminating proxy.
+    # X-Forwarded-Proto from a trusted proxy (KK_TRUSTED_PROXIES), as from a TLS one.
     response = http.post(
         "/dashboard/login", json={"key": ADMIN}, headers={"X-Forwarded-Proto": "https"}
     )

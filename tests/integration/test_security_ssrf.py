@@ -51,17 +51,27 @@ def _webhook_fails(http: httpx.Client, url: str) -> str:
 
 def test_webhooks_to_private_addresses_are_refused(http, target):
     port = int(target.url.rsplit(":", 1)[1])
-    urls = {
+    # Address literals can never pass: refused when added, naming the setting that allows them.
+    literals = {
         f"http://127.0.0.1:{port}/": "127.0.0.1 is a loopback",
-        "http://localhost/": "loopback",
         "http://[::1]/": "::1 is a loopback",
         "http://169.254.169.254/latest/meta-data": "169.254.169.254 is a link-local",
         "http://10.0.0.1/": "10.0.0.1 is a private",
+    }
+    for url, why in literals.items():
+        response = http.post("/api/queues/webhook/jobs", json={"data": {"url": url}})
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert "data.url" in error and why in error and "KK_SSRF_ALLOW" in error, (url, error)
+    # Names are resolved, and refused, when the job runs.
+    names = {
+        "http://localhost/": "loopback",
         "http://2130706433/": "127.0.0.1 is a loopback",  # 127.0.0.1 as one decimal number
     }
-    for url, why in urls.items():
+    for url, why in names.items():
         reason = _webhook_fails(http, url)
         assert reason.startswith("refused:") and why in reason, (url, reason)
+        assert "KK_SSRF_ALLOW" in reason, reason
     assert target.requests == []  # the live one was never reached
 
 

@@ -22,7 +22,8 @@ class ProxiedRedis:
     url: str  # through the proxy (for the service under test)
 
     def client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.direct_url, decode_responses=True)
+        # Admin credentials: tests change the server's config (CONFIG SET), the service may not.
+        return redis.Redis.from_url(self.server.admin_url, decode_responses=True)
 
 
 @contextlib.contextmanager

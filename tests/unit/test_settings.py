@@ -7,6 +7,8 @@ from pydantic import ValidationError
 
 from kk.settings import Settings
 
+SECRET_KEY = "unit-test-admin-key-0123456789abcdef"
+
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch):
@@ -35,14 +37,14 @@ def test_config_file_and_environment(tmp_path, monkeypatch):
     )
     monkeypatch.setenv("KK_CONFIG_FILE", str(config))
     monkeypatch.setenv("KK_HOST", "::1")
-    monkeypatch.setenv("KK_API_KEY", "secret")
+    monkeypatch.setenv("KK_API_KEY", SECRET_KEY)
     settings = Settings()
     assert settings.port == 9000
     assert settings.host == "::1", "the environment wins over the file"
     assert settings.queues["reports"].concurrency == 2
     assert settings.queues["reports"].attempts == 5
     assert "email" in settings.queues, "built-ins stay registered"
-    assert settings.api_keys == ["secret"] and settings.auth_enabled
+    assert settings.api_keys == [SECRET_KEY] and settings.auth_enabled
 
 
 def test_queues_from_json_environment(monkeypatch):

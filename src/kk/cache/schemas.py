@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from kk.json_text import shallow
 from kk.schemas import Envelope
+
+# A value as a client sends it: any JSON of bounded nesting.
+JsonValue = Annotated[Any, BeforeValidator(shallow)]
 
 T = TypeVar("T")
 
@@ -54,7 +58,7 @@ class ProtectedLookup(BaseModel):
 class BatchBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     keys: list[str] = Field(description="cache keys, unique")
-    values: list[Any] = Field(description="JSON values, one per key")
+    values: list[JsonValue] = Field(description="JSON values, one per key")
     ttl: int | None = Field(None, ge=1, description="seconds (default from settings), +- jitter")
 
 
@@ -79,7 +83,7 @@ class CacheStats(BaseModel):
 
 class PutBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    value: Any = Field(description="any JSON value, null included")
+    value: JsonValue = Field(description="any JSON value, null included")
     ttl: int | None = Field(None, ge=1, description="seconds; default from settings")
 
 

@@ -25,14 +25,15 @@ import random
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import OutOfMemoryError, ResponseError
 
-from kk.cache.keys import RESERVED, glob_escape
+from kk.cache.keys import RESERVED, cache_prefix, glob_escape, is_cluster, stats_key
 from kk.errors import AppError, ErrorCode
-from kk.json_text import client_json
+from kk.json_text import client_json, too_deep
 from kk.settings import Settings
 
 log = logging.getLogger("kk.cache")
@@ -87,9 +88,11 @@ class Counters:
 
 def decode(raw: str) -> Any:
     try:
-        return json.loads(raw)
-    except ValueError:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
         return raw  # written by something else, not as JSON: show it as it is
+    # Written by something else, nested deeper than any answer could serialize: raw too.
+    return raw if too_deep(value) else value
 
 
 @contextlib.contextmanager
@@ -109,8 +112,10 @@ class CacheService:
     def __init__(self, redis: Redis, settings: Settings, max_concurrency: int = 32) -> None:
         self.redis = redis
         self.settings = settings
-        self.prefix = settings.cache_prefix
-        self.stats_key = f"{self.prefix}{RESERVED}stats"
+        # Hash-tagged on a cluster, so every script's keys share a slot (see kk.cache.keys).
+        self.cluster = is_cluster(redis)
+        self.prefix = cache_prefix(settings.cache_prefix, self.cluster)
+        self.stats_key = stats_key(self.prefix)
         self._get = redis.register_script(_GET)
         self._delete = redis.register_script(_DELETE)
         # The client's pool fails fast when exhausted; a burst of cache calls waits its turn
@@ -183,7 +188,20 @@ class CacheService:
         match = glob_escape(self.prefix) + pattern
         async with self.slot() as redis:
             with cache_errors():
-                next_cursor, keys = await redis.scan(cursor=cursor, match=match, count=count)
+                if self.cluster:  # every cache key is on the node owning the prefix's slot
+                    cluster = cast(RedisCluster, redis)
+                    node = cluster.get_node_from_key(self.stats_key)
+                    # A cluster's SCAN answers per node: ({node name: cursor}, keys).
+                    cursors, keys = cast(
+                        tuple[dict[str, int], list[str]],
+                        await cluster.scan(cursor, match, count, target_nodes=node),
+                    )
+                    next_cursor = next(iter(cursors.values()), 0)
+                else:  # decode_responses=True: keys are str
+                    next_cursor, keys = cast(
+                        tuple[int, list[str]],
+                        await redis.scan(cursor=cursor, match=match, count=count),
+                    )
         names = [key[len(self.prefix) :] for key in keys]
         return int(next_cursor), [n for n in names if not n.startswith(RESERVED)]
 
@@ -194,6 +212,11 @@ class CacheService:
 
     async def counters_and_info(self) -> tuple[Counters, dict[str, Any]]:
         async with self.slot() as redis:
+            if self.cluster:  # a cluster pipeline refuses INFO: ask the cache's node
+                cluster = cast(RedisCluster, redis)
+                raw = await cluster.hgetall(self.stats_key)
+                info = await cluster.info(target_nodes=cluster.get_node_from_key(self.stats_key))
+                return Counters(*(int(raw.get(name, 0)) for name in COUNTERS)), info
             pipe = redis.pipeline(transaction=False)
             pipe.hgetall(self.stats_key)
             pipe.info()

@@ -17,8 +17,10 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from kk.dashboard.actions_router import router as actions_router
+from kk.dashboard.attempts import router as attempts_router
 from kk.dashboard.router import router as dashboard_router
 from kk.dashboard.session_router import router as session_router
+from kk.dashboard.system import router as system_router
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -48,6 +50,8 @@ def install_dashboard(app: FastAPI) -> None:
     app.include_router(dashboard_router)
     app.include_router(actions_router)
     app.include_router(session_router)
+    app.include_router(system_router)
+    app.include_router(attempts_router)
 
     @app.get("/dashboard", include_in_schema=False)
     async def dashboard_page() -> FileResponse:

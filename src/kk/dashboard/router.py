@@ -22,6 +22,7 @@ from kk.dashboard.schemas import (
     HealthMetrics,
     Overview,
     OverviewMetrics,
+    ProcessorCode,
     QueueHealth,
     QueuesHealth,
     RunNow,
@@ -34,6 +35,7 @@ from kk.dashboard.schemas import (
     Totals,
 )
 from kk.errors import utc_now_iso
+from kk.processors.registry import BUILTIN_PROCESSORS
 from kk.queues import insights
 from kk.queues.router import CheckedQueue, Service
 from kk.queues.snapshot import snapshot
@@ -147,6 +149,28 @@ async def queue_throughput(
     ]
     totals = ThroughputTotals(completed=sum(series.completed), failed=sum(series.failed))
     return Envelope(data=Throughput(queue=queueName, minutes=minutes, points=points, totals=totals))
+
+
+def _processor_module(service: Service, name: str) -> str | None:
+    configured = service.config(name).processor
+    if configured:
+        return configured.partition(":")[0]
+    builtin = BUILTIN_PROCESSORS.get(name)
+    return builtin.process.__module__ if builtin else None
+
+
+@router.get("/queues/{queueName}/processor", dependencies=[Depends(require_read)])
+async def processor_code(queueName: CheckedQueue, service: Service) -> Envelope[ProcessorCode]:
+    """The processor's module and the paths of its package: the frames of a trace that are
+    the operator's code rather than the library's (bullmq, redis, kk's job machinery)."""
+    module = _processor_module(service, queueName)
+    paths: list[str] = []
+    if module:
+        parts = module.split(".")
+        paths.append("/".join(parts) + ".py")
+        if len(parts) > 1:
+            paths.append("/".join(parts[:-1]) + "/")
+    return Envelope(data=ProcessorCode(queue=queueName, module=module, codePaths=paths))
 
 
 @router.get("/scheduled-jobs", dependencies=[Depends(require_read)])

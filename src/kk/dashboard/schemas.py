@@ -105,6 +105,40 @@ class ScheduleView(BaseModel):
     lastRun: str | None
 
 
+class ProcessorCode(BaseModel):
+    """Where a queue's processor lives, so a stack trace can tell its frames from the
+    library's. Paths are as the traces show them (relative to the code root)."""
+
+    queue: str
+    module: str | None
+    codePaths: list[str]
+
+
+class RedisInfo(BaseModel):
+    version: str
+    mode: str
+    usedMemory: int | None
+    maxMemory: int | None  # 0: no limit
+    evictionPolicy: str  # BullMQ needs "noeviction": anything else may drop jobs
+    connectedClients: int | None
+    uptimeSeconds: int | None
+
+
+class WorkerView(BaseModel):
+    queue: str
+    name: str  # the BullMQ worker's name ("" when it has none)
+    host: str  # the client's IP as Redis sees it; "unix" for a local socket
+    connections: int
+    ageSeconds: int | None  # the oldest connection's
+    idleSeconds: int | None  # the most recently busy connection's
+
+
+class SystemView(BaseModel):
+    # Each is null when the server refuses the command (some managed services do).
+    redis: RedisInfo | None
+    workers: list[WorkerView] | None
+
+
 class Done(BaseModel):
     success: Literal[True] = True
     message: str

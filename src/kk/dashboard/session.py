@@ -6,6 +6,10 @@ A token reads `v1.<role>.<expires>.<sid>.<kid>.<sig>`:
 - `kid` identifies the key used to sign in (an HMAC of it): removing that key from the
   configuration, or moving it to the other role, ends its sessions at once;
 - `sig` is HMAC-SHA256 over everything before it.
+
+Signing out revokes the sid server-side: a Redis key that lives as long as the session
+would have, so a copied cookie stops working at logout, not at expiry. Parsing stays pure
+(no I/O); the revocation is looked up only for a cookie that parsed.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from kk.processors.paths import create_exclusive
 from kk.settings import Settings
 
 COOKIE = "kk_session"
+REVOKED_PREFIX = "kk:session:revoked:"
 _ROLES = ("read", "admin")
 
 
@@ -94,6 +99,16 @@ class Keyring:
         if self.roles.get(kid) != role:
             return None
         return Session(role, sid, kid, int(expires))
+
+
+async def revoke(app: FastAPI, session: Session) -> None:
+    ttl = session.expires - int(time.time())
+    if ttl > 0:
+        await app.state.runtime.redis.set(f"{REVOKED_PREFIX}{session.sid}", 1, ex=ttl)
+
+
+async def revoked(app: FastAPI, session: Session) -> bool:
+    return bool(await app.state.runtime.redis.exists(f"{REVOKED_PREFIX}{session.sid}"))
 
 
 def keyring(app: FastAPI) -> Keyring:

@@ -1,7 +1,8 @@
 """/dashboard/login, /logout and /session: sign in with a key, get an HttpOnly cookie.
 
 These routes are open by design (they are how one gets in). Login attempts count against
-the rate limit of the client's IP, which slows down key guessing.
+the rate limit of the client's IP, and wrong keys against its wrong-key limit
+(`kk.auth_guard`), which stops key guessing. Logout revokes the session server-side.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
-from kk.dashboard.session import COOKIE, keyring, same_origin
+from kk.auth_guard import auth_failures
+from kk.dashboard.session import COOKIE, keyring, revoke, same_origin
 from kk.errors import AppError, ErrorCode
 from kk.schemas import Envelope
 from kk.security import client_ip, identify, key_role, rate_limit
@@ -79,6 +81,12 @@ async def _read_key(request: Request) -> str:
     key = fields.get("key") if isinstance(fields, dict) else None
     if not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY_CHARS:
         raise AppError(ErrorCode.VALIDATION_ERROR, "Invalid request: key: a key is required")
+    try:
+        key.encode()  # JSON may carry lone surrogates ("\ud800"), which no key contains
+    except UnicodeEncodeError:
+        raise AppError(
+            ErrorCode.VALIDATION_ERROR, "Invalid request: key: not valid Unicode text"
+        ) from None
     return key.strip()
 
 
@@ -96,12 +104,16 @@ def _cookie_options(request: Request) -> dict[str, Any]:
 async def login(request: Request, response: Response) -> Envelope[SessionInfo]:
     _refuse_cross_site(request)
     await rate_limit(request, lambda: f"login:{client_ip(request)}")
-    key = await _read_key(request)
     settings = request.app.state.settings
+    guard = auth_failures(request.app)
+    if settings.auth_enabled:
+        guard.check(client_ip(request))  # before the key is read, let alone compared
+    key = await _read_key(request)
     if not settings.auth_enabled:
         return Envelope(data=SessionInfo(role="admin", authEnabled=False))
     role = key_role(request, key)
     if role is None:
+        await guard.failed(request, client_ip(request))
         raise AppError(ErrorCode.UNAUTHORIZED, "Wrong API key")
     ring = keyring(request.app)
     token, session = ring.issue(role.value, key, settings.session_ttl_s)
@@ -115,6 +127,10 @@ async def login(request: Request, response: Response) -> Envelope[SessionInfo]:
 @router.post("/logout")
 async def logout(request: Request, response: Response) -> SignedOut:
     _refuse_cross_site(request)
+    token = request.cookies.get(COOKIE)
+    session = keyring(request.app).parse(token) if token else None
+    if session is not None:
+        await revoke(request.app, session)  # a copy of the cookie must not outlive this
     response.delete_cookie(COOKIE, **_cookie_options(request))
     return SignedOut(message="Signed out")
 
@@ -123,7 +139,7 @@ async def logout(request: Request, response: Response) -> SignedOut:
 async def session(request: Request) -> Envelope[SessionInfo]:
     if not request.app.state.settings.auth_enabled:
         return Envelope(data=SessionInfo(role="admin", authEnabled=False))
-    identity = identify(request)
+    identity = await identify(request)
     if identity is None:
         raise AppError(ErrorCode.UNAUTHORIZED, "Not signed in")
     info = SessionInfo(role=identity.role.value)

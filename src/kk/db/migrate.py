@@ -61,6 +61,7 @@ async def prepare_database(engine: AsyncEngine, demo_users: int) -> None:
             await _migrate_and_seed(conn, demo_users)
         return
     database = url.database or ""
+    lock: contextlib.AbstractAsyncContextManager[None]
     if database in ("", ":memory:") or database.startswith("file:"):
         lock = contextlib.nullcontext()
     else:

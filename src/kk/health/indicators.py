@@ -11,7 +11,8 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kk.health.format import MB, format_mb, format_ms, format_threshold_mb
+from kk.health.format import format_mb, format_ms, format_threshold_mb
+from kk.health.memory import memory_verdict
 from kk.health.schemas import (
     DatabaseIndicator,
     RedisConnections,
@@ -48,17 +49,22 @@ def policy_warnings(info: Mapping[str, Any]) -> list[str]:
 
 
 async def redis_brief(
-    redis: Redis, memory_threshold_mb: float, observe: ObserveSeconds | None = None
+    redis: Redis,
+    memory_threshold_mb: float,
+    probe_key: str,
+    observe: ObserveSeconds | None = None,
 ) -> RedisIndicator:
-    """The `redis` indicator of `/health`."""
+    """The `redis` indicator of `/health`: down when Redis answers but refuses writes."""
     elapsed = await timed_ping(redis, observe)
     info = await redis.info("memory")
     used = int(info.get("used_memory", 0))
+    memory = await memory_verdict(redis, info, memory_threshold_mb, probe_key)
     return RedisIndicator(
-        status="up",
+        status="down" if memory.refused else "up",
+        message=memory.refused,
         responseTime=format_ms(elapsed * 1000),
-        memory=RedisMemoryBrief(used=format_mb(used), healthy=used <= memory_threshold_mb * MB),
-        warnings=policy_warnings(info) or None,
+        memory=RedisMemoryBrief(used=format_mb(used), healthy=memory.healthy),
+        warnings=policy_warnings(info) + memory.warnings or None,
     )
 
 
@@ -76,22 +82,19 @@ async def redis_details(
     url: str,
     memory_threshold_mb: float,
     connections_threshold: int,
+    probe_key: str,
     observe: ObserveSeconds | None = None,
 ) -> RedisHealth:
-    """`GET /health/redis`: PING, then one INFO (default sections: server, clients, memory)."""
+    """`GET /health/redis`: PING, then one INFO (default sections: server, clients, memory);
+    down, with every detail, when Redis answers but refuses writes (memory full)."""
     elapsed = await timed_ping(redis, observe)
     info = await redis.info()
     used = int(info.get("used_memory", 0))
     maxmemory = int(info.get("maxmemory", 0))
     clients = int(info.get("connected_clients", 0))
-    memory_ok = used <= memory_threshold_mb * MB
+    memory = await memory_verdict(redis, info, memory_threshold_mb, probe_key)
     clients_ok = clients <= connections_threshold
-    warnings = policy_warnings(info)
-    if not memory_ok:
-        warnings.append(
-            f"Memory used ({format_mb(used)}) is over the threshold "
-            f"({format_threshold_mb(memory_threshold_mb)})"
-        )
+    warnings = policy_warnings(info) + memory.warnings
     if not clients_ok:
         warnings.append(
             f"{clients} client connections are over the threshold of {connections_threshold}"
@@ -99,13 +102,14 @@ async def redis_details(
     server_name = info.get("server_name")
     server_version = info.get(f"{server_name}_version") if server_name else None
     return RedisHealth(
-        status="up",
+        status="down" if memory.refused else "up",
+        error=memory.refused,
         ping="PONG",
         responseTime=format_ms(elapsed * 1000),
         memory=RedisMemory(
             used=format_mb(used),
             threshold=format_threshold_mb(memory_threshold_mb),
-            healthy=memory_ok,
+            healthy=memory.healthy,
             maxmemory=format_mb(maxmemory) if maxmemory else None,
             policy=info.get("maxmemory_policy"),
         ),
@@ -115,7 +119,7 @@ async def redis_details(
             healthy=clients_ok,
             max=int(info["maxclients"]) if "maxclients" in info else None,
         ),
-        mode=redis_mode(url, info),  # type: ignore[arg-type]
+        mode=redis_mode(url, info),
         version=str(info.get("redis_version", "")) or None,
         server=f"{server_name} {server_version}" if server_name and server_version else None,
         uptime=int(info["uptime_in_seconds"]) if "uptime_in_seconds" in info else None,

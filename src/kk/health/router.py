@@ -37,7 +37,9 @@ def _runtime(request: Request) -> Any:
     return getattr(request.app.state, "runtime", None)
 
 
-_REPORT = {503: {"model": HealthReport, "description": "A dependency is down"}}
+_REPORT: dict[int | str, dict[str, Any]] = {
+    503: {"model": HealthReport, "description": "A dependency is down"}
+}
 
 
 @router.get(

@@ -76,7 +76,8 @@ class RedisConnections(BaseModel):
 
 
 class RedisHealth(BaseModel):
-    """`GET /health/redis`. When Redis is down only status, error (and mode) are set."""
+    """`GET /health/redis`. When Redis does not answer only status, error (and mode) are
+    set; when it answers but refuses writes (memory full) status is down with every field."""
 
     status: IndicatorStatus
     ping: str | None = None

@@ -33,6 +33,8 @@ class HealthService:
     def __init__(self, settings: Settings, observe_redis: ObserveSeconds | None = None) -> None:
         self.settings = settings
         self.timeout_s = settings.health_timeout_ms / 1000
+        # Written (expiring in seconds) only when memory is near maxmemory: do writes pass?
+        self.probe_key = f"{settings.queue_prefix}:kk-health-probe"
         self.observe_redis = observe_redis
         self._flights = SingleFlight()
 
@@ -54,7 +56,7 @@ class HealthService:
         threshold = self.settings.health_redis_memory_threshold_mb
         return await self._guarded(
             "redis",
-            lambda: redis_brief(runtime.redis, threshold, self.observe_redis),
+            lambda: redis_brief(runtime.redis, threshold, self.probe_key, self.observe_redis),
             lambda msg: RedisIndicator(status="down", message=msg),
         )
 
@@ -88,6 +90,7 @@ class HealthService:
                     runtime.redis_url,
                     settings.health_redis_memory_threshold_mb,
                     settings.health_redis_connections_threshold,
+                    self.probe_key,
                     self.observe_redis,
                 ),
                 self.timeout_s,

@@ -10,12 +10,15 @@ Every URL form goes through `connect`:
 
 from __future__ import annotations
 
+import asyncio
+import builtins
 import functools
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import hiredis
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import (
     AbstractConnection,
@@ -24,7 +27,7 @@ from redis.asyncio.connection import (
 )
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.exceptions import BusyLoadingError, ConnectionError, DataError, TimeoutError
 
 _RETRYABLE = [BusyLoadingError, ConnectionError, TimeoutError]
@@ -58,10 +61,93 @@ def _hosts(netloc: str, default_port: int) -> tuple[str | None, str | None, list
     return unquote(user) or None, unquote(password) or None, nodes
 
 
+def _answer_bound(client: aioredis.Redis) -> float | None:
+    return client.connection_pool.connection_kwargs.get("socket_timeout")
+
+
+def _no_answer(bound: float) -> TimeoutError:
+    return TimeoutError(f"Redis did not answer within {bound:g}s")
+
+
+class BoundedPipeline(Pipeline):
+    """A pipeline whose `execute` (waiting for a pooled connection, connecting, writing,
+    reading every reply) ends within the client's socket timeout."""
+
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        bound = _answer_bound(self)
+        if bound is None:
+            return await super().execute(raise_on_error)
+        try:
+            async with asyncio.timeout(bound):
+                return await super().execute(raise_on_error)
+        except builtins.TimeoutError:  # asyncio.timeout's (redis-py's shadows the name)
+            raise _no_answer(bound) from None
+
+
+# Commands that only read, so sending one again after a dropped connection is harmless.
+READ_ONLY_COMMANDS = frozenset(
+    {"GET", "MGET", "EXISTS", "TYPE", "TTL", "PTTL", "STRLEN", "HGET", "HMGET", "HGETALL",
+     "HEXISTS", "HLEN", "HKEYS", "LLEN", "LRANGE", "LINDEX", "SCARD", "SMEMBERS", "SISMEMBER",
+     "ZCARD", "ZCOUNT", "ZSCORE", "ZRANGE", "ZRANGEBYSCORE", "ZREVRANGE", "ZRANK", "XLEN",
+     "XRANGE", "XREVRANGE", "XINFO", "SCAN", "INFO", "PING", "CLIENT LIST", "DBSIZE"}
+)  # fmt: skip
+
+
+class BoundedRedis(aioredis.Redis):
+    """A client whose every command ends within its socket timeout, all steps included.
+
+    redis-py applies the socket timeout to each step on its own: waiting for a free pooled
+    connection, connecting, the connection's handshake, then the reply. Against a Redis
+    that accepts connections but does not answer (stopped, `DEBUG SLEEP`, a long script)
+    those add up to several timeouts. Here one deadline covers them all; redis-py drops
+    the connection of a command cut short, so no late reply is read as another's."""
+
+    # Read-only scripts (by SHA1), registered by their users: like READ_ONLY_COMMANDS.
+    read_only_scripts: frozenset[str] = frozenset()
+
+    def register_read_only_script(self, sha: str) -> None:
+        self.read_only_scripts = self.read_only_scripts | {sha}
+
+    def _repeatable(self, args: tuple[Any, ...]) -> bool:
+        name = str(args[0]).upper() if args else ""
+        if name in ("EVALSHA", "EVALSHA_RO") and len(args) > 1:
+            return str(args[1]) in self.read_only_scripts
+        return name in READ_ONLY_COMMANDS
+
+    async def _execute_once_or_read_twice(self, *args: Any, **options: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **options)
+        except ConnectionError:
+            # The connection dropped under the command. A read is sent again on a fresh
+            # connection (running it twice changes nothing); a write never is.
+            if not self._repeatable(args):
+                raise
+            return await super().execute_command(*args, **options)
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        bound = _answer_bound(self)
+        if bound is None:
+            return await self._execute_once_or_read_twice(*args, **options)
+        try:
+            async with asyncio.timeout(bound):
+                return await self._execute_once_or_read_twice(*args, **options)
+        except builtins.TimeoutError:  # asyncio.timeout's (redis-py's shadows the name)
+            raise _no_answer(bound) from None
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
+        return BoundedPipeline(
+            self.connection_pool, self.response_callbacks, transaction, shard_hint
+        )
+
+
 def connect(
-    url: str, pool_class: type[ConnectionPool] | None = None, **options: Any
+    url: str,
+    pool_class: type[ConnectionPool] | None = None,
+    redis_class: type[aioredis.Redis] = aioredis.Redis,
+    **options: Any,
 ) -> aioredis.Redis:
-    """A client for any supported URL; `options` are redis-py connection options."""
+    """A client for any supported URL; `options` are redis-py connection options.
+    `redis_class` applies to standalone and Sentinel URLs (Redis Cluster has its own)."""
     parts = urlsplit(url)
     if parts.scheme in SENTINEL_SCHEMES:
         user, password, nodes = _hosts(parts.netloc, 26379)
@@ -78,7 +164,7 @@ def connect(
             **tls,
             **options,
         )
-        return sentinel.master_for(path[0])
+        return sentinel.master_for(path[0], redis_class=redis_class)
     if parts.scheme in CLUSTER_SCHEMES:
         user, password, nodes = _hosts(parts.netloc, 6379)
         options.pop("max_connections", None)
@@ -89,9 +175,9 @@ def connect(
             ssl=parts.scheme.startswith("rediss"),
             **options,
         )
-    if pool_class is not None:
-        return aioredis.Redis.from_pool(pool_class.from_url(url, **options))
-    return aioredis.from_url(url, **options)
+    if pool_class is None:
+        pool_class = ConnectionPool
+    return redis_class.from_pool(pool_class.from_url(url, **options))
 
 
 def _pack_with_hiredis(self: AbstractConnection, *args: Any) -> list[bytes]:
@@ -127,8 +213,24 @@ class _HiredisPacking(ConnectionPool):
         self.connection_class = _hiredis_packing(self.connection_class)
 
 
+def was_reset(connection: AbstractConnection) -> bool:
+    """True when the peer reset this idle connection (Redis restarted, a proxy or load
+    balancer dropped it). redis-py's check before reuse looks for pending bytes or an EOF,
+    but a reset sets the stream's exception instead, so the next command would be written
+    to a dead socket and fail after it may count as sent. Checked here, nothing has left
+    yet: reconnecting is safe, and a command is never sent twice."""
+    reader = getattr(connection, "_reader", None)
+    writer = getattr(connection, "_writer", None)
+    if reader is None or writer is None:
+        return False
+    return reader.exception() is not None or writer.transport.is_closing()
+
+
 class FastBlockingConnectionPool(_HiredisPacking, BlockingConnectionPool):
-    pass
+    async def ensure_connection(self, connection: AbstractConnection) -> None:
+        if was_reset(connection):
+            await connection.disconnect()
+        await super().ensure_connection(connection)
 
 
 class LeanConnectionPool(_HiredisPacking, ConnectionPool):
@@ -143,6 +245,8 @@ class LeanConnectionPool(_HiredisPacking, ConnectionPool):
         except IndexError:  # none idle: let the base class create one (and count it)
             return await super().get_connection(command_name, *keys, **options)
         self._in_use_connections.add(connection)
+        if was_reset(connection):
+            await connection.disconnect()
         if not connection.is_connected:
             try:
                 await self.ensure_connection(connection)
@@ -159,17 +263,25 @@ class LeanConnectionPool(_HiredisPacking, ConnectionPool):
 
 
 def api_client(url: str, timeout_s: float, max_connections: int = 64) -> aioredis.Redis:
-    """For request handlers: bounded timeouts so a hung or absent Redis answers 503 fast.
+    """For request handlers: every command ends within `timeout_s` (waiting for a pooled
+    connection included), so a hung or absent Redis answers 503 within that bound.
     A burst of requests larger than the pool waits for a free connection (up to the
-    timeout) instead of failing: redis-py's default pool raises when it is exhausted."""
+    timeout) instead of failing: redis-py's default pool raises when it is exhausted.
+
+    No command is ever sent twice. redis-py's retry re-sends a command after a timeout or
+    a dropped connection, when it may already have run: for an add without a job id (a
+    Lua script that takes the next id) that is a second job. A stale pooled connection is
+    still replaced before use (the pool checks it), so a retry would only paper over a
+    Redis that is really away, and the client, told 503, decides."""
     standalone = redis_mode_of(url) == "standalone"
     return connect(
         url,
         FastBlockingConnectionPool if standalone else None,
+        BoundedRedis,
         decode_responses=True,
         socket_timeout=timeout_s,
         socket_connect_timeout=min(timeout_s, 2.0),
-        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), 2),
+        retry=Retry(NoBackoff(), 0),
         retry_on_error=_RETRYABLE,
         max_connections=max_connections,
         **({"timeout": timeout_s, "health_check_interval": 30} if standalone else {}),

@@ -17,13 +17,11 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from kk.cache.keys import cache_prefix, is_cluster, stats_key
 from kk.queues.schemas import QueueStats
 
 log = logging.getLogger("kk.metrics")
 
-# Where the cache keeps its shared counters (fields hits, misses, sets, deletes), unless
-# the running cache service names another key.
-CACHE_STATS_KEY = "kk:cache:__stats"
 CACHE_FIELDS = ("hits", "misses", "sets", "deletes")
 # QueueStats field -> state label (BullMQ's names).
 _STATES = {
@@ -116,13 +114,14 @@ class RedisSnapshotCollector(Collector):
 
 def _cache_counters_location(runtime: Any) -> tuple[Any, str]:
     """The cache's own client and key when it runs (it may use a Redis of its own, see
-    KK_CACHE_REDIS_URL); otherwise the default hash on the queues' server."""
+    KK_CACHE_REDIS_URL); otherwise where it would keep them on the queues' server."""
     service = getattr(getattr(runtime, "cache", None), "cache", None)
     redis = getattr(service, "redis", None)
     key = getattr(service, "stats_key", None)
     if redis is not None and isinstance(key, str):
         return redis, key
-    return runtime.redis, CACHE_STATS_KEY
+    prefix = cache_prefix(runtime.settings.cache_prefix, is_cluster(runtime.redis))
+    return runtime.redis, stats_key(prefix)
 
 
 def _str(value: str | bytes) -> str:

@@ -17,6 +17,7 @@ class JobMetrics:
         # Series exist at 0 from the start, so rate() sees the first job too.
         for queue in queues:
             metrics.jobs_active.labels(queue)
+            metrics.jobs_released.labels(queue)
             for outcome in OUTCOMES:
                 metrics.jobs.labels(queue, outcome)
                 metrics.job_duration.labels(queue, outcome)
@@ -29,5 +30,8 @@ class JobMetrics:
     ) -> None:
         m = self.metrics
         m.jobs_active.labels(queue).dec()
+        if outcome == "released":  # nothing finished in Redis: neither completed nor failed
+            m.jobs_released.labels(queue).inc()
+            return
         m.jobs.labels(queue, outcome).inc()
         m.job_duration.labels(queue, outcome).observe(duration_s)

@@ -56,6 +56,12 @@ class AppMetrics:
             buckets=JOB_BUCKETS,
             registry=r,
         )
+        self.jobs_released = Counter(
+            "kk_jobs_released",
+            "Jobs stopped at shutdown past the grace: not failed, run again by another worker",
+            ["queue"],
+            registry=r,
+        )
         self.jobs_active = Gauge(
             "kk_jobs_active", "Jobs running in this process's workers", ["queue"], registry=r
         )

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from bullmq.custom_errors.unrecoverable_error import UnrecoverableError
 from pydantic import BaseModel, ValidationError
 
+from kk.errors import field_errors, summary
+
 if TYPE_CHECKING:
     from bullmq import Job
     from redis.asyncio import Redis
@@ -31,9 +33,8 @@ def validate_job_data(model: type[M], data: Any) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(map(str, first["loc"])) or "data"
-        raise UnrecoverableError(f"invalid job data: {where}: {first['msg']}") from None
+        details = field_errors(exc.errors())
+        raise UnrecoverableError(summary(details, "invalid job data", "data")) from None
 
 
 @dataclass

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from kk.processors.base import JobContext, ProcessorSpec, validate_job_data
 
@@ -29,6 +29,11 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEX
 
 
 class CleanupJobData(BaseModel):
+    # Unknown fields are refused: a typo such as `dryrun` must not run a real cleanup.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"olderThanSeconds": 86400, "dryRun": True}]},
+    )
     # Age of temp files to remove; default settings.cleanup_max_age_s.
     olderThanSeconds: int | None = Field(None, ge=0)
     # False: only trim finished jobs (e.g. an hourly trim schedule).

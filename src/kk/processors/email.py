@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import email.policy
+import json
 import re
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -21,10 +22,19 @@ import aiosmtplib
 from bullmq.custom_errors.unrecoverable_error import UnrecoverableError
 from jinja2 import FileSystemLoader, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
-from pydantic import BaseModel, EmailStr, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from kk.processors.base import JobContext, ProcessorSpec, validate_job_data
-from kk.processors.paths import write_atomic
+from kk.processors.paths import shown_path, write_atomic
 
 if TYPE_CHECKING:
     from bullmq import Job
@@ -44,7 +54,49 @@ def available_templates() -> list[str]:
     return sorted(n for n in html & text if not n.startswith("_"))
 
 
+@cache
+def _variables() -> dict[str, Any]:
+    """What each template says it needs (`templates/variables.json`)."""
+    return json.loads((TEMPLATES_DIR / "variables.json").read_text())
+
+
+def template_variables(template: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(required, optional) variables of a template, name -> what it is for."""
+    entry = _variables().get(template, {})
+    return dict(entry.get("required", {})), dict(entry.get("optional", {}))
+
+
+def template_catalog() -> list[dict[str, Any]]:
+    """Every template with its variables, as `GET /api/queues/email/templates` lists them."""
+    catalog = []
+    for name in available_templates():
+        required, optional = template_variables(name)
+        catalog.append(
+            {
+                "name": name,
+                "description": _variables().get(name, {}).get("description", ""),
+                "required": [{"name": k, "description": v} for k, v in required.items()],
+                "optional": [{"name": k, "description": v} for k, v in optional.items()],
+            }
+        )
+    return catalog
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
 class EmailJobData(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",  # a misspelt field must not be silently dropped
+        json_schema_extra={
+            "examples": [
+                {"to": "ada@example.com", "subject": "Welcome!", "template": "welcome",
+                 "data": {"username": "Ada",
+                          "activationLink": "https://example.com/activate?token=abc"}}
+            ]
+        },
+    )  # fmt: skip
     type: Literal["send-email"] = "send-email"
     to: EmailStr
     subject: str = Field(min_length=1, max_length=300)
@@ -65,6 +117,26 @@ class EmailJobData(BaseModel):
         names = available_templates()
         if value not in names:
             raise ValueError(f"unknown template '{value}'; available: {', '.join(names)}")
+        return value
+
+    @field_validator("data")
+    @classmethod
+    def _required_variables(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        # A missing variable would render empty: a welcome mail without its activation link.
+        template = info.data.get("template")
+        if template is None:
+            return value  # the template itself was refused
+        required, _ = template_variables(template)
+        missing = [name for name in required if _blank(value.get(name))]
+        if missing:
+            error = PydanticCustomError(
+                "missing_variable",
+                "template '{template}' needs this variable",
+                {"template": template},
+            )
+            raise ValidationError.from_exception_data(
+                cls.__name__, [{"type": error, "loc": (name,), "input": value} for name in missing]
+            )
         return value
 
 
@@ -172,7 +244,8 @@ async def process_email(job: Job, ctx: JobContext) -> dict[str, Any]:
         "to": str(data.to),
         "template": data.template,
         "transport": "smtp" if path is None else "outbox",
-        "path": str(path) if path else None,
+        # Relative to the data dir ("outbox/....eml"): readers need not see server paths.
+        "path": shown_path(path, ctx.settings.data_dir) if path else None,
     }
 
 

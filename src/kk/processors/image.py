@@ -2,21 +2,23 @@
 
 Sources are files under `storage_root` or http(s) URLs (SSRF-guarded); outputs always go
 under `storage_root`. Decoding is bounded by `image_max_pixels` so a small file that
-expands to a huge bitmap (decompression bomb) is refused before it is decoded.
+expands to a huge bitmap (decompression bomb) is refused before it is decoded, and the
+result by `image_max_output_pixels` so a tiny file cannot be upscaled into gigabytes. Both
+are checked from the header (`im.size`) before any pixel is allocated, and only the
+decoders of the accepted formats are used.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
-import warnings
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 from bullmq.custom_errors.unrecoverable_error import UnrecoverableError
 from PIL import Image, ImageOps, UnidentifiedImageError
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kk.processors.base import JobContext, ProcessorSpec, validate_job_data
 from kk.processors.net_guard import (
@@ -37,9 +39,22 @@ _EXTENSIONS: dict[str, Format] = {
     ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp", ".gif": "gif",
 }  # fmt: skip
 FETCH_TIMEOUT_S = 30.0
+# Decoders Pillow may use: the formats the queue writes. Others (PSD, TIFF, EPS, ...) have
+# had more parser bugs and are no business of this queue.
+DECODERS = ("JPEG", "PNG", "WEBP", "GIF")
+_SWAPS_SIDES = {5, 6, 7, 8}  # EXIF orientations that rotate by 90 degrees
 
 
 class ImageJobData(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",  # a misspelt option must not be silently ignored
+        json_schema_extra={
+            "examples": [
+                {"source": "uploads/photo.jpg", "output": "thumbs/photo.webp",
+                 "operation": "thumbnail", "width": 320, "height": 320, "format": "webp"}
+            ]
+        },
+    )  # fmt: skip
     # Paths are checked against storage_root when the job runs, not here: the model has no
     # settings, and a refused path fails the job for good anyway.
     source: str = Field(min_length=1, max_length=2048)
@@ -104,7 +119,11 @@ async def _read_url(url: str, settings: Settings) -> bytes:
 
 
 def _target_size(image: Image.Image, job: ImageJobData) -> tuple[int, int]:
-    width, height = image.size
+    return _target_for(image.size, job)
+
+
+def _target_for(source: tuple[int, int], job: ImageJobData) -> tuple[int, int]:
+    width, height = source
     if job.width and job.height:
         return job.width, job.height
     if job.width:
@@ -136,22 +155,51 @@ def _fit_mode(image: Image.Image, fmt: Format) -> Image.Image:
     return image
 
 
-def _transform(data: bytes, job: ImageJobData, max_pixels: int) -> tuple[bytes, int, int, Format]:
+def _output_size(source: tuple[int, int], orientation: int, job: ImageJobData) -> tuple[int, int]:
+    """The size the job will produce, known from the header alone."""
+    width, height = source
+    if orientation in _SWAPS_SIDES:
+        width, height = height, width
+    if job.operation == "resize":
+        return _target_for((width, height), job)
+    if job.operation == "thumbnail":  # fits the box, never enlarges
+        scale = min(1.0, (job.width or width) / width, (job.height or height) / height)
+        return max(1, round(width * scale)), max(1, round(height * scale))
+    return width, height
+
+
+def _check_sizes(
+    opened: Image.Image, job: ImageJobData, max_pixels: int, max_output_pixels: int
+) -> None:
+    """Refuse before decoding: a header is enough to know both sizes."""
+    width, height = opened.size
+    if width * height > max_pixels:
+        raise UnrecoverableError(
+            f"image of {width}x{height} exceeds the {max_pixels}-pixel limit for decoding "
+            "(possible decompression bomb)"
+        )
+    out_w, out_h = _output_size(opened.size, opened.getexif().get(0x0112, 1), job)
+    if out_w * out_h > max_output_pixels:
+        raise UnrecoverableError(
+            f"output of {out_w}x{out_h} ({out_w * out_h} pixels) exceeds the "
+            f"{max_output_pixels}-pixel output limit (KK_IMAGE_MAX_OUTPUT_PIXELS)"
+        )
+
+
+def _transform(
+    data: bytes, job: ImageJobData, max_pixels: int, max_output_pixels: int | None = None
+) -> tuple[bytes, int, int, Format]:
     """Decode, transform and encode; runs in a worker thread."""
-    # Pillow's limit is process-wide; every job of this process uses the same setting.
-    Image.MAX_IMAGE_PIXELS = max_pixels
+    max_output = max_pixels if max_output_pixels is None else max_output_pixels
     try:
-        with warnings.catch_warnings():
-            # Pillow only warns between 1x and 2x the limit; a bomb must fail either way.
-            # The filter state is process-wide, so threads may overlap here; the explicit
-            # size check below is what holds regardless.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as opened:
-                if opened.width * opened.height > max_pixels:
-                    raise Image.DecompressionBombError("image has too many pixels")
-                source_format = opened.format
-                image = ImageOps.exif_transpose(opened)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # No process-wide state is changed (Image.MAX_IMAGE_PIXELS, warning filters): the
+        # sizes are checked here, per job, before `exif_transpose` decodes the pixels.
+        # Pillow's own bomb check (2x its default limit) can still fire in `open`.
+        with Image.open(io.BytesIO(data), formats=DECODERS) as opened:
+            _check_sizes(opened, job, max_pixels, max_output)
+            source_format = opened.format
+            image = ImageOps.exif_transpose(opened)
+    except Image.DecompressionBombError as exc:
         raise UnrecoverableError(
             f"image exceeds the {max_pixels}-pixel limit (possible decompression bomb): {exc}"
         ) from None
@@ -159,10 +207,7 @@ def _transform(data: bytes, job: ImageJobData, max_pixels: int) -> tuple[bytes, 
         raise UnrecoverableError(f"source is not a readable image: {exc}") from None
 
     if job.operation == "resize":
-        size = _target_size(image, job)
-        if size[0] * size[1] > max_pixels:
-            raise UnrecoverableError(f"output {size[0]}x{size[1]} exceeds the pixel limit")
-        image = image.resize(size, Image.Resampling.LANCZOS)
+        image = image.resize(_target_size(image, job), Image.Resampling.LANCZOS)
     elif job.operation == "thumbnail":
         # Keeps the aspect ratio inside the box and never enlarges.
         image.thumbnail((job.width or 10_000, job.height or 10_000), Image.Resampling.LANCZOS)
@@ -190,7 +235,7 @@ async def process_image(job: Job, ctx: JobContext) -> dict[str, Any]:
         source = _inside(root, data.source)
         raw = await asyncio.to_thread(_read_file, source, settings.http_max_response_bytes)
     encoded, width, height, fmt = await asyncio.to_thread(
-        _transform, raw, data, settings.image_max_pixels
+        _transform, raw, data, settings.image_max_pixels, settings.image_max_output_pixels
     )
     await asyncio.to_thread(write_atomic, output, encoded)
     return {

@@ -3,11 +3,14 @@
 A URL is refused unless its scheme is http(s) and every address its host resolves to is
 publicly routable, or the host/address is in the operator's allow-list (`ssrf_allow`).
 
-The check resolves the name before httpx connects, and httpx resolves it again to connect.
-A DNS server that answers differently the second time (DNS rebinding) can slip through
-that window; this is accepted: closing it needs pinning the connection to the checked
-address, which httpx does not support without a custom transport. Every redirect hop is
-checked again, so a public server cannot bounce a worker to an internal address.
+The connection goes to an address that was checked: the transport's network backend
+connects to the addresses the check resolved (or, for a host it has none for, resolves and
+checks itself), never to a second, unchecked answer. A DNS server that answers a public
+address to the check and an internal one later (DNS rebinding) gets nowhere. TLS still
+verifies the certificate for the URL's name (SNI), and the Host header is the URL's.
+Every redirect hop is checked again, so a public server cannot bounce a worker to an
+internal address; a hop to another origin (scheme, host, port) carries only the headers
+in `SAFE_CROSS_ORIGIN_HEADERS`, as browsers and curl drop credentials there.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import asyncio
 import ipaddress
 import socket
 from dataclasses import dataclass
+from typing import Any
 
+import httpcore
 import httpx
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -25,6 +30,12 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _REDIRECTS = {301, 302, 303, 307, 308}
+# Headers a redirect to another origin keeps; Authorization, cookies, signatures and any
+# other header a job set are dropped (they were meant for the first origin only).
+SAFE_CROSS_ORIGIN_HEADERS = frozenset(
+    {"accept", "accept-encoding", "accept-language", "content-type", "user-agent",
+     "idempotency-key"}
+)  # fmt: skip
 
 
 class BlockedURLError(ValueError):
@@ -95,31 +106,110 @@ def blocked_reason(ip: IPAddress) -> str | None:
     return next((f"{ip} is a {what} address" for hit, what in checks if hit), None)
 
 
-def check_url(url: str, allow: list[str]) -> None:
-    """Raise BlockedURLError unless `url` may be fetched. Resolves the host (blocking), so
-    call it from a thread in async code. DNS failures propagate as `socket.gaierror`."""
+def resolve(host: str, port: int) -> list[str]:
+    """The addresses `host` resolves to (blocking). One function, so that the check and the
+    connection provably use the same answer."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def checked_addresses(host: str, port: int, allow: list[str]) -> list[str]:
+    """Resolve `host` once and return its addresses if every one may be reached, else raise
+    BlockedURLError. DNS failures propagate as `socket.gaierror`."""
+    name = host.rstrip(".").lower()
+    names, networks = _parse_allow(allow)
+    addresses = resolve(host, port)
+    if not addresses:
+        raise BlockedURLError(f"host '{name}' resolves to no address")
+    if name in names:
+        return addresses
+    for address in addresses:
+        # Strip an IPv6 zone ("fe80::1%eth0") before parsing.
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        reason = blocked_reason(ip)
+        if reason and not any(ip in net for net in networks if net.version == ip.version):
+            raise BlockedURLError(
+                f"host '{name}' resolves to {reason}; allow it with KK_SSRF_ALLOW if intended"
+            )
+    return addresses
+
+
+def _target(url: str) -> tuple[str, int]:
+    """(host as the connection layer sees it, port) of a URL, or BlockedURLError."""
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError) as exc:
         raise BlockedURLError(f"invalid URL: {exc}") from None
     if parsed.scheme not in ("http", "https"):
         raise BlockedURLError(f"scheme '{parsed.scheme}' is not allowed (only http, https)")
-    host = parsed.host.rstrip(".").lower()
-    if not host:
+    if not parsed.host.rstrip("."):
         raise BlockedURLError("URL has no host")
-    names, networks = _parse_allow(allow)
-    if host in names:
-        return
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    for info in infos:
-        # Strip an IPv6 zone ("fe80::1%eth0") before parsing.
-        ip = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-        reason = blocked_reason(ip)
-        if reason and not any(ip in net for net in networks if net.version == ip.version):
-            raise BlockedURLError(f"host '{host}' resolves to {reason}")
-    if not infos:
-        raise BlockedURLError(f"host '{host}' resolves to no address")
+    return parsed.raw_host.decode("ascii"), port
+
+
+def check_url(url: str, allow: list[str]) -> list[str]:
+    """Raise BlockedURLError unless `url` may be fetched; return the checked addresses of
+    its host. Resolves the host (blocking), so call it from a thread in async code."""
+    host, port = _target(url)
+    return checked_addresses(host, port, allow)
+
+
+class _PinnedBackend(httpcore.AsyncNetworkBackend):
+    """Connects to checked addresses only: those pinned for (host, port) by the check of the
+    current hop, else the ones it resolves and checks itself."""
+
+    def __init__(self, allow: list[str]) -> None:
+        self.allow = allow
+        self.pins: dict[tuple[str, int], list[str]] = {}
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's signature)
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.AsyncNetworkStream:
+        addresses = self.pins.get((host, port))
+        if addresses is None:
+            addresses = await asyncio.to_thread(checked_addresses, host, port, self.allow)
+        error: Exception = httpcore.ConnectError(f"no address for {host}")
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    address.split("%", 1)[0], port, timeout, local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                error = exc
+        raise error
+
+    async def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("unix sockets are not allowed")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class _PinnedTransport(httpx.AsyncHTTPTransport):
+    def __init__(self, backend: _PinnedBackend) -> None:
+        super().__init__(trust_env=False)
+        # httpx has no public hook for the network backend; its httpcore pool has one.
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False), network_backend=backend
+        )
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default = 443 if url.scheme == "https" else 80
+    return url.scheme, url.host.rstrip(".").lower(), url.port or default
+
+
+def _same_origin_only(headers: dict[str, str] | None) -> dict[str, str] | None:
+    if headers is None:
+        return None
+    return {k: v for k, v in headers.items() if k.lower() in SAFE_CROSS_ORIGIN_HEADERS}
 
 
 def _next_request(
@@ -168,14 +258,23 @@ async def fetch_bytes(
     an overall deadline (TimeoutError past it). A 301/302/303 answer to a non-GET request
     is returned as is, not followed."""
     method = method.upper()
+    backend = _PinnedBackend(allow)
     async with asyncio.timeout(timeout_s):
         # trust_env=False: proxy variables must not route requests around the checks.
         async with httpx.AsyncClient(
-            follow_redirects=False, trust_env=False, timeout=timeout_s
+            follow_redirects=False,
+            trust_env=False,
+            timeout=timeout_s,
+            transport=_PinnedTransport(backend),
         ) as client:
             current = url
+            _target(url)  # a malformed URL is refused before anything else
+            first_origin = _origin(httpx.URL(url))
             for _hop in range(max_redirects + 1):
-                await asyncio.to_thread(check_url, current, allow)
+                host, port = _target(current)
+                backend.pins[(host, port)] = await asyncio.to_thread(
+                    checked_addresses, host, port, allow
+                )
                 async with client.stream(
                     method, current, content=content, headers=headers
                 ) as response:
@@ -190,4 +289,6 @@ async def fetch_bytes(
                         return FetchResult(response.status_code, response.headers, body, current)
                     method, content = follow
                     current = str(response.url.join(location))
+                    if _origin(httpx.URL(current)) != first_origin:
+                        headers = _same_origin_only(headers)
             raise TooManyRedirectsError(f"more than {max_redirects} redirects from {url}")

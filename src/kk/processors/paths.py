@@ -1,11 +1,22 @@
-"""File paths taken from job data, kept inside a root directory, and atomic writes."""
+"""File paths taken from job data, kept inside a root directory, atomic writes, and paths
+as clients may see them (relative, never the server's absolute layout)."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import re
+import site
+import sys
+import sysconfig
 import tempfile
 from pathlib import Path, PurePosixPath
+
+import kk
+
+# An absolute path in a Python traceback line: `File "/srv/app/x.py", line 3, in f`.
+_TRACEBACK_FILE = re.compile(r'File "(/[^"]*)"')
 
 
 class PathEscapeError(ValueError):
@@ -79,3 +90,44 @@ def create_exclusive(path: Path, data: bytes, mode: int = 0o600) -> bool:
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+
+
+def shown_path(path: Path, root: Path) -> str:
+    """`path` relative to `root` for clients ("outbox/x.eml"); its name alone if it lies
+    elsewhere. The server's absolute layout is nobody's business."""
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.name
+
+
+@functools.cache
+def _code_roots() -> tuple[str, ...]:
+    """Directories code runs from: the source tree, site-packages, the standard library,
+    the interpreter's prefixes and the working directory (never "/" itself)."""
+    candidates = [Path(kk.__file__).resolve().parent.parent, Path.cwd()]
+    candidates += [Path(p) for p in site.getsitepackages()]
+    candidates += [Path(site.getusersitepackages())]
+    candidates += [Path(p) for p in sysconfig.get_paths().values()]
+    candidates += [Path(sys.prefix), Path(sys.exec_prefix), Path(sys.base_prefix)]
+    roots = {str(c.resolve()) for c in candidates} | {str(c) for c in candidates}
+    return tuple(r for r in roots if r != "/")
+
+
+def strip_server_paths(lines: list[str], data_dir: Path | None = None) -> list[str]:
+    """Stack trace lines without the server's absolute paths: known roots (data dir, source,
+    site-packages, standard library) are cut off, the longest first; any other file path in
+    a traceback keeps only its last two parts."""
+    roots = list(_code_roots())
+    if data_dir is not None:
+        roots += [str(data_dir.resolve()), str(data_dir.absolute())]
+    ordered = sorted({r.rstrip("/") for r in roots if r.rstrip("/")}, key=len, reverse=True)
+
+    def strip(line: str) -> str:
+        for root in ordered:
+            line = line.replace(root + "/", "")
+        return _TRACEBACK_FILE.sub(
+            lambda m: 'File ".../' + "/".join(m.group(1).split("/")[-2:]) + '"', line
+        )
+
+    return [strip(line) if isinstance(line, str) else line for line in lines]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import ipaddress
 import json
 import re
 import secrets
@@ -19,13 +20,14 @@ from urllib.parse import urlsplit
 
 import httpx
 from bullmq.custom_errors.unrecoverable_error import UnrecoverableError
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kk.processors.base import JobContext, ProcessorSpec, validate_job_data
 from kk.processors.net_guard import (
     BlockedURLError,
     ResponseTooLargeError,
     TooManyRedirectsError,
+    blocked_reason,
     fetch_bytes,
 )
 from kk.processors.paths import create_exclusive
@@ -45,11 +47,41 @@ _RESERVED = {"host", "content-length", "content-type", "idempotency-key",
              "transfer-encoding", "connection"}  # fmt: skip
 
 
+def literal_address_refusal(url: str, allow: list[str]) -> str | None:
+    """Why a URL whose host is an IP address can never pass the SSRF guard, else None.
+    Host names are resolved (and checked) only when the job runs."""
+    host = (urlsplit(url).hostname or "").split("%", 1)[0]
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    reason = blocked_reason(ip)
+    if reason is None:
+        return None
+    for entry in allow:
+        try:
+            network = ipaddress.ip_network(entry.strip().strip("[]"), strict=False)
+            if network.version == ip.version and ip in network:
+                return None
+        except (ValueError, TypeError):
+            continue  # a host name entry: it cannot match an address literal
+    return f"{reason}; deliveries to it are refused unless KK_SSRF_ALLOW lists it"
+
+
 class WebhookDeliveryError(RuntimeError):
     """A delivery that may succeed later; BullMQ retries it with backoff."""
 
 
 class WebhookJobData(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",  # a misspelt field must not be silently dropped
+        json_schema_extra={
+            "examples": [
+                {"url": "https://example.com/hooks/orders", "event": "order.created",
+                 "payload": {"orderId": 42, "total": 19.9}}
+            ]
+        },
+    )  # fmt: skip
     url: str = Field(max_length=2048)
     payload: dict[str, Any] | list[Any] = Field(default_factory=dict)
     event: str = Field("event", min_length=1, max_length=100)
@@ -62,6 +94,12 @@ class WebhookJobData(BaseModel):
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
             raise ValueError("url must be an http(s) URL with a host")
         return value
+
+    def refusals(self, settings: Settings) -> list[tuple[tuple[str, ...], str]]:
+        """Refused when added, not when run: a literal private, loopback or link-local
+        address that KK_SSRF_ALLOW does not cover can never be delivered to."""
+        reason = literal_address_refusal(self.url, settings.ssrf_allow)
+        return [(("url",), reason)] if reason else []
 
     @field_validator("event")
     @classmethod

@@ -10,6 +10,7 @@ Redis data model and the Lua scripts are untouched.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -20,6 +21,16 @@ from bullmq.custom_errors.waiting_children_error import WaitingChildrenError
 
 
 class ChainingWorker(Worker):
+    _first_stalled_check: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        # bullmq checks for stalled jobs one interval after start, then every interval: a
+        # worker restarted more often than that (crash loop, rolling deploys) would never
+        # recover a dead worker's jobs. Check at once too; the check's own Redis guard
+        # (`stalled-check`, one per interval) keeps this from adding load.
+        self._first_stalled_check = asyncio.ensure_future(self.runStalledJobsCheck())
+        await super().run()
+
     async def nextJobFromJobData(
         self,
         job_data: dict | None = None,

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, cast
 
 from fastapi import FastAPI
 from pydantic import ValidationError
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kk.middleware import read_body, replaying
@@ -81,7 +83,9 @@ class HotAdd:
             return
         answer = result.model_dump_json().encode()
         headers = [(b"content-length", b"%d" % len(answer)), (b"content-type", _JSON)]
-        await send({"type": "http.response.start", "status": 201, "headers": headers})
+        # 200 for a duplicate `jobId` (the existing job kept), 201 for a new job.
+        status = result.status_code
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": answer})
 
     async def _error_response(self, request: Request, exc: Exception) -> tuple[Any, bool]:
@@ -91,5 +95,7 @@ class HotAdd:
         for cls in type(exc).__mro__:
             handler = handlers.get(cls)
             if handler is not None:
-                return await handler(request, exc), cls is not Exception
+                # Every handler the app has (kk.errors, FastAPI's defaults) is async.
+                answer = cast(Awaitable[Response], handler(request, exc))
+                return await answer, cls is not Exception
         raise exc

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
+from fastapi.openapi.models import Example
 
 from kk.errors import AppError, ErrorCode
+from kk.processors.email import EmailJobData, template_catalog
+from kk.queues.builtin_bodies import BUILTIN_ADDS, BuiltinAdd
 from kk.queues.names import QUEUE_NAME_RE
 from kk.queues.schemas import (
     AddEmailJob,
@@ -16,12 +19,14 @@ from kk.queues.schemas import (
     AddJobsBulkResult,
     CleanableStatus,
     CleanResult,
+    DuplicateJob,
+    EmailTemplate,
     JobStatus,
     JobView,
     Ok,
     QueueStats,
 )
-from kk.queues.service import QueueService
+from kk.queues.service import Added, QueueService
 from kk.schemas import Envelope
 from kk.security import require_admin, require_read
 
@@ -32,7 +37,7 @@ router = APIRouter(prefix="/api/queues", tags=["queues"])
 QueueName = Annotated[
     str, Path(max_length=200, json_schema_extra={"pattern": QUEUE_NAME_RE.pattern})
 ]
-JobId = Annotated[str, Path(min_length=1, max_length=200)]
+JobIdPath = Annotated[str, Path(min_length=1, max_length=200)]
 
 
 async def get_queue_service(request: Request) -> QueueService:
@@ -49,6 +54,16 @@ async def checked_queue(queueName: QueueName, service: Service) -> str:
 
 
 CheckedQueue = Annotated[str, Depends(checked_queue)]
+
+
+async def checked_job(queueName: CheckedQueue, jobId: JobIdPath, service: Service) -> str:
+    """Every route that acts on one job: the id must name a job hash, never one of the
+    queue's own keys ("meta", "events", "1:logs", ...)."""
+    await service.require_job(queueName, jobId)
+    return jobId
+
+
+JobId = Annotated[str, Depends(checked_job)]
 
 
 @router.get("/stats", dependencies=[Depends(require_read)])
@@ -80,42 +95,146 @@ async def list_jobs(
 
 
 @router.get("/{queueName}/jobs/{jobId}", dependencies=[Depends(require_read)])
-async def get_job(queueName: CheckedQueue, jobId: JobId, service: Service) -> Envelope[JobView]:
+async def get_job(queueName: CheckedQueue, jobId: JobIdPath, service: Service) -> Envelope[JobView]:
+    # The service checks the id itself, in the same round trip as the read.
     return Envelope(data=await service.get_job(queueName, jobId))
 
 
-@router.post("/email/jobs", status_code=201, dependencies=[Depends(require_admin)])
-async def add_email_job(body: AddEmailJob, service: Service) -> AddJobResult:
-    data = service.validate_payload("email", body.model_dump(mode="json", exclude={"options"}))
-    job_id = await service.add("email", body.type, data, body.options)
-    return AddJobResult(jobId=job_id, message="Email job added to the queue")
+_EMAIL_EXAMPLE = {
+    "default": {
+        "summary": "works as pasted",
+        "value": EmailJobData.model_config["json_schema_extra"]["examples"][0],  # type: ignore[index]
+    }
+}
+
+
+@router.get("/email/templates", dependencies=[Depends(require_read)])
+async def email_templates(service: Service) -> Envelope[list[EmailTemplate]]:
+    service.queue("email")
+    return Envelope(data=[EmailTemplate(**entry) for entry in template_catalog()])
+
+
+@router.post(
+    "/email/jobs",
+    status_code=201,
+    dependencies=[Depends(require_admin)],
+    responses={200: {"description": "`options.jobId` named an existing job (`duplicate`)"}},
+)
+async def add_email_job(
+    body: Annotated[AddEmailJob, Body(openapi_examples=_EMAIL_EXAMPLE)],
+    service: Service,
+    response: Response,
+) -> AddJobResult:
+    # The body is the job data: its errors name `data.activationLink`, not `data.data...`.
+    fields = body.model_dump(mode="json", exclude={"options"})
+    data = service.validate_payload("email", fields, "")
+    added = await service.add("email", body.type, data, body.options)
+    result = _result(added, "Email job added to the queue")
+    response.status_code = result.status_code
+    return result
+
+
+def _result(added: Added, message: str) -> AddJobResult:
+    if not added.duplicate:
+        return AddJobResult(jobId=added.id, message=message)
+    return AddJobResult(
+        jobId=added.id,
+        message=f"Job '{added.id}' already exists ({added.state}); it was kept and the new "
+        "data ignored",
+        duplicate=True,
+        state=added.state,
+    )
 
 
 async def add_one(service: QueueService, queue_name: str, body: AddJob) -> AddJobResult:
     """The add route's work, shared with its fast lane (`kk.queues.hot_add`)."""
     data = service.validate_payload(queue_name, body.data)
     job_name = body.name or service.default_job_name(queue_name)
-    job_id = await service.add(queue_name, job_name, data, body.options)
-    return AddJobResult(jobId=job_id, message=f"Job added to queue '{queue_name}'")
+    added = await service.add(queue_name, job_name, data, body.options)
+    return _result(added, f"Job added to queue '{queue_name}'")
 
 
-@router.post("/{queueName}/jobs", status_code=201, dependencies=[Depends(require_admin)])
-async def add_job(queueName: CheckedQueue, body: AddJob, service: Service) -> AddJobResult:
+def _builtin_add_route(spec: BuiltinAdd) -> None:
+    """`POST /api/queues/<queue>/jobs` documented with the queue's own data model. The fast
+    lane answers well-formed adds before routing, through `add_one` like the generic route;
+    this route answers the rest with errors that name the model's fields."""
+    queue = spec.queue
+
+    async def registered(service: Service) -> None:
+        service.queue(queue)  # an unconfigured queue is a 404 before the body is judged
+
+    async def endpoint(body: Any, service: Service, response: Response) -> AddJobResult:
+        data = body.data.model_dump(mode="json", exclude_unset=True)
+        plain = AddJob(name=body.name, data=data, options=body.options)
+        result = await add_one(service, queue, plain)
+        response.status_code = result.status_code
+        return result
+
+    example: dict[str, Example] = {"default": {"summary": "works as pasted", "value": spec.example}}
+    endpoint.__annotations__ = {
+        "body": Annotated[spec.body, Body(openapi_examples=example)],
+        "service": Service,
+        "response": Response,
+        "return": AddJobResult,
+    }
+    endpoint.__name__ = f"add_{queue.replace('-', '_')}_job"
+    router.add_api_route(
+        f"/{queue}/jobs",
+        endpoint,
+        methods=["POST"],
+        status_code=201,
+        summary=spec.summary,
+        dependencies=[Depends(require_admin), Depends(registered)],
+        responses={200: {"description": "`options.jobId` named an existing job (`duplicate`)"}},
+    )
+
+
+for _spec in BUILTIN_ADDS:
+    _builtin_add_route(_spec)
+
+
+@router.post(
+    "/{queueName}/jobs",
+    status_code=201,
+    dependencies=[Depends(require_admin)],
+    responses={200: {"description": "`options.jobId` named an existing job (`duplicate`)"}},
+)
+async def add_job(
+    queueName: CheckedQueue, body: AddJob, service: Service, response: Response
+) -> AddJobResult:
     # Well-formed adds are answered by the fast lane in front of the app (same code path).
-    return await add_one(service, queueName, body)
+    result = await add_one(service, queueName, body)
+    response.status_code = result.status_code
+    return result
 
 
-@router.post("/{queueName}/jobs/bulk", status_code=201, dependencies=[Depends(require_admin)])
+@router.post(
+    "/{queueName}/jobs/bulk",
+    status_code=201,
+    dependencies=[Depends(require_admin)],
+    responses={200: {"description": "every `options.jobId` named an existing job"}},
+)
 async def add_jobs_bulk(
-    queueName: CheckedQueue, body: AddJobsBulk, service: Service
+    queueName: CheckedQueue, body: AddJobsBulk, service: Service, response: Response
 ) -> AddJobsBulkResult:
     default_name = service.default_job_name(queueName)
     jobs = [
-        (job.name or default_name, service.validate_payload(queueName, job.data), job.options)
-        for job in body.jobs
+        (
+            job.name or default_name,
+            service.validate_payload(queueName, job.data, f"jobs[{i}].data"),
+            job.options,
+        )
+        for i, job in enumerate(body.jobs)
     ]
-    job_ids = await service.add_bulk(queueName, jobs)
-    return AddJobsBulkResult(jobIds=job_ids, message=f"{len(job_ids)} jobs added")
+    added = await service.add_bulk(queueName, jobs)
+    duplicates = [
+        DuplicateJob(jobId=a.id, state=a.state or "unknown") for a in added if a.duplicate
+    ]
+    if len(duplicates) == len(added):
+        response.status_code = 200
+    new = len(added) - len(duplicates)
+    message = f"{new} jobs added" + (f", {len(duplicates)} already existed" if duplicates else "")
+    return AddJobsBulkResult(jobIds=[a.id for a in added], message=message, duplicates=duplicates)
 
 
 @router.post("/{queueName}/jobs/{jobId}/retry", dependencies=[Depends(require_admin)])

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, field_validator
+
+from kk.json_text import shallow
+from kk.queues.names import is_reserved_job_id
+
+# Job data as a client sends it: a JSON object of bounded nesting.
+JobData = Annotated[dict[str, Any], BeforeValidator(shallow)]
+JobName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
 class JobStatus(StrEnum):
@@ -78,6 +85,13 @@ class JobOptions(BaseModel):
         description="idempotent add: a second add with the same id returns the existing job",
     )
 
+    @field_validator("jobId")
+    @classmethod
+    def _not_a_bullmq_key(cls, value: str | None) -> str | None:
+        if value is not None and is_reserved_job_id(value):
+            raise ValueError(f"'{value}' is the name of one of BullMQ's own keys")
+        return value
+
 
 class AddEmailJob(BaseModel):
     """The contract's email body, plus optional job options."""
@@ -87,7 +101,7 @@ class AddEmailJob(BaseModel):
     to: EmailStr
     subject: str = Field(min_length=1, max_length=300)
     template: str = Field(min_length=1, max_length=64)
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: JobData = Field(default_factory=dict)
     options: JobOptions | None = None
 
 
@@ -96,8 +110,8 @@ class AddJob(BaseModel):
     options."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")
-    data: dict[str, Any] = Field(default_factory=dict)
+    name: JobName | None = None
+    data: JobData = Field(default_factory=dict)
     options: JobOptions | None = None
 
 
@@ -106,16 +120,48 @@ class AddJobsBulk(BaseModel):
     jobs: list[AddJob] = Field(min_length=1, max_length=1000)
 
 
+class TemplateVariable(BaseModel):
+    name: str
+    description: str
+
+
+class EmailTemplate(BaseModel):
+    name: str
+    description: str
+    required: list[TemplateVariable] = Field(description="a missing one refuses the job (400)")
+    optional: list[TemplateVariable]
+
+
+class DuplicateJob(BaseModel):
+    jobId: str
+    state: str = Field(description="the existing job's state (waiting, completed, ...)")
+
+
 class AddJobsBulkResult(BaseModel):
+    """201 when at least one job is new; 200 when every id named an existing job."""
+
     success: Literal[True] = True
     jobIds: list[str]
     message: str
+    duplicates: list[DuplicateJob] = Field(
+        default_factory=list,
+        description="jobs whose `jobId` was taken: the existing job was kept, the new data ignored",
+    )
 
 
 class AddJobResult(BaseModel):
+    """201 for a new job; 200 with `duplicate: true` when `options.jobId` named an existing
+    job, which is kept as it is (the new data is ignored)."""
+
     success: Literal[True] = True
     jobId: str
     message: str
+    duplicate: bool = False
+    state: str | None = Field(None, description="the existing job's state, on a duplicate")
+
+    @property
+    def status_code(self) -> int:
+        return 200 if self.duplicate else 201
 
 
 class Ok(BaseModel):

@@ -12,7 +12,9 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from bullmq import Job, Queue
@@ -20,11 +22,13 @@ from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from kk.errors import AppError, ErrorCode
-from kk.json_text import client_json
+from kk.errors import AppError, ErrorCode, field_errors, summary
+from kk.infra.redis_client import BoundedRedis
+from kk.json_text import client_json, too_deep
 from kk.processors.base import ProcessorSpec
+from kk.processors.paths import strip_server_paths
 from kk.queues.add_batcher import AddBatcher
-from kk.queues.names import validate_queue_name
+from kk.queues.names import is_reserved_job_id, validate_queue_name
 from kk.queues.schemas import CleanableStatus, JobOptions, JobStatus, JobView, QueueStats
 from kk.settings import QueueConfig, Settings
 
@@ -49,6 +53,15 @@ _ASCENDING = {
     JobStatus.waiting_children,
 }
 _CLEAN_BATCH = 1000
+# A job's hash, or nothing when the key is not one: ids such as "events" or "1:logs" name
+# a queue's stream or a job's log list, which HGETALL would refuse (WRONGTYPE) or, for
+# "meta", show as a job. Every job hash has a `timestamp` (BullMQ's add scripts set it).
+_JOB_HASH = """
+if redis.call('TYPE', KEYS[1])['ok'] ~= 'hash' then return {} end
+if redis.call('HEXISTS', KEYS[1], 'timestamp') == 0 then return {} end
+if ARGV[1] == '1' then return redis.call('HGETALL', KEYS[1]) end
+return {1}
+"""
 _GET_JOBS_MAX_BACKFILL = 64
 
 
@@ -72,8 +85,10 @@ def _json_field(raw: Mapping[str, str], field: str, default: Any) -> Any:
         return default
     try:
         parsed = json.loads(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return value  # written by another producer in a form we can't parse: show it raw
+    if too_deep(parsed):
+        return value  # another producer's value no answer could serialize: show it raw
     # Another producer may have escaped a lone surrogate ("\ud800"): valid JSON, not
     # valid Unicode, so no answer holding it could be encoded. Show "?" in its place.
     escaped_surrogate = "\\ud" in value or "\\uD" in value
@@ -90,10 +105,23 @@ def _without_lone_surrogates(value: Any) -> Any:
     return value
 
 
-def job_view(job_id: str, raw: Mapping[str, str], status: str) -> JobView:
+@dataclass(frozen=True)
+class Added:
+    """One add's outcome: a new job, or a duplicate of an existing one with its state."""
+
+    id: str
+    duplicate: bool = False
+    state: str | None = None
+
+
+def job_view(
+    job_id: str, raw: Mapping[str, str], status: str, data_dir: Path | None = None
+) -> JobView:
     """A job as the API shows it, from the raw BullMQ job hash."""
     opts = _json_field(raw, "opts", {})
     stacktrace = _json_field(raw, "stacktrace", None)
+    if isinstance(stacktrace, list):  # no absolute server paths for readers
+        stacktrace = strip_server_paths(stacktrace, data_dir)
     return JobView(
         id=job_id,
         name=raw.get("name", ""),
@@ -128,6 +156,11 @@ class QueueService:
         }
         # Redis Cluster refuses pipelined EVALSHA across slots: adds go one by one there.
         self._batcher = None if isinstance(redis, RedisCluster) else AddBatcher(redis)
+        self._job_hash = redis.register_script(_JOB_HASH)
+        if isinstance(redis, BoundedRedis) and self._queues:
+            # Listings only read: sent again if a connection drops under them (see there).
+            any_queue = next(iter(self._queues.values()))
+            redis.register_read_only_script(any_queue.scripts.commands["getJobs"].sha)
 
     @property
     def names(self) -> list[str]:
@@ -173,36 +206,61 @@ class QueueService:
         for group in groups:
             for job_id, fields in group:
                 raw = dict(zip(fields[::2], fields[1::2], strict=False))
-                views.append(job_view(job_id, raw, status.value))
+                views.append(job_view(job_id, raw, status.value, self.settings.data_dir))
         return views
+
+    async def _job_fields(self, name: str, job_id: str, *, fields: bool) -> list[Any]:
+        self.queue(name)
+        if is_reserved_job_id(job_id):
+            raise AppError(ErrorCode.JOB_NOT_FOUND, f"Job '{job_id}' not found in queue '{name}'")
+        reply = await self._job_hash(keys=[self.key(name, job_id)], args=["1" if fields else "0"])
+        if not reply:
+            raise AppError(ErrorCode.JOB_NOT_FOUND, f"Job '{job_id}' not found in queue '{name}'")
+        return list(reply)
+
+    async def require_job(self, name: str, job_id: str) -> None:
+        """JOB_NOT_FOUND unless `job_id` names a job of the queue (not one of its keys)."""
+        await self._job_fields(name, job_id, fields=False)
 
     async def get_job(self, name: str, job_id: str) -> JobView:
         queue = self.queue(name)
-        raw = await self.redis.hgetall(self.key(name, job_id))
-        if not raw:
-            raise AppError(ErrorCode.JOB_NOT_FOUND, f"Job '{job_id}' not found in queue '{name}'")
+        reply = await self._job_fields(name, job_id, fields=True)
+        raw = dict(zip(reply[::2], reply[1::2], strict=False))
         state = await queue.getJobState(job_id)
-        return job_view(job_id, raw, "waiting" if state == "wait" else state)
+        return job_view(
+            job_id, raw, "waiting" if state == "wait" else state, self.settings.data_dir
+        )
 
     # -- writes --------------------------------------------------------------------------
 
-    def validate_payload(self, name: str, data: dict[str, Any]) -> dict[str, Any]:
+    def validate_payload(
+        self, name: str, data: dict[str, Any], field: str = "data"
+    ) -> dict[str, Any]:
+        """`field` names the data in errors: `data`, or `jobs[2].data` in a bulk add."""
+        reason = too_deep(data)
+        if reason:  # before pydantic, whose serializer fails on very deep values
+            message = f"Invalid job data: {field or 'data'}: {reason}"
+            raise AppError(ErrorCode.VALIDATION_ERROR, message)
         spec = self._processors.get(name)
         if spec is None or spec.payload is None:
             return data
         try:
             model: BaseModel = spec.payload.model_validate(data)
         except ValidationError as exc:
-            details = [
-                {"loc": ["data", *map(str, e["loc"])], "msg": e["msg"], "type": e["type"]}
-                for e in exc.errors()
-            ]
-            first = details[0]
+            details = field_errors(exc.errors(), field)
             raise AppError(
-                ErrorCode.VALIDATION_ERROR,
-                f"Invalid job data: {'.'.join(first['loc'])}: {first['msg']}",
-                details,
+                ErrorCode.VALIDATION_ERROR, summary(details, "Invalid job data"), details
             ) from None
+        # Checks a model can only make with the settings (e.g. a webhook URL that is a
+        # private address the SSRF guard would refuse): `[(loc, message), ...]`.
+        check = getattr(model, "refusals", None)
+        refusals = check(self.settings) if callable(check) else []
+        if refusals:
+            errors = [{"loc": loc, "msg": msg, "type": "refused"} for loc, msg in refusals]
+            details = field_errors(errors, field)
+            raise AppError(
+                ErrorCode.VALIDATION_ERROR, summary(details, "Invalid job data"), details
+            )
         return model.model_dump(mode="json", exclude_unset=True)
 
     def default_job_name(self, name: str) -> str:
@@ -249,19 +307,48 @@ class QueueService:
 
     async def add(
         self, name: str, job_name: str, data: dict[str, Any], options: JobOptions | None
-    ) -> str:
+    ) -> Added:
         queue = self.queue(name)
         self._check_size(data)
         opts = self._job_opts(name, options)
         if self._batcher is None:
-            return str((await queue.add(job_name, data, opts)).id)
-        # What `Queue.add` does, with the script call batched with concurrent adds.
-        job = Job(queue, job_name, data, {**queue.jobsOpts, **opts})
-        return await self._batcher.add(queue.scripts, job)
+            job = await queue.add(job_name, data, opts)
+            job_id = str(job.id)
+        else:
+            # What `Queue.add` does, with the script call batched with concurrent adds.
+            job = Job(queue, job_name, data, {**queue.jobsOpts, **opts})
+            job_id = await self._batcher.add(queue.scripts, job)
+        return (await self._outcomes(name, [(job_id, job.timestamp, "jobId" in opts)]))[0]
+
+    async def _outcomes(self, name: str, added: list[tuple[str, int, bool]]) -> list[Added]:
+        """Which adds (job id, timestamp, custom id?) found their id taken: BullMQ's add
+        scripts then keep the existing job, ignore the new data and return the same id. The
+        stored timestamp is the new job's only if this add wrote the hash."""
+        custom = [i for i, (_, _, has_custom_id) in enumerate(added) if has_custom_id]
+        if not custom:
+            return [Added(job_id) for job_id, _, _ in added]
+        pipe = self.redis.pipeline(transaction=False)
+        for i in custom:
+            pipe.hget(self.key(name, added[i][0]), "timestamp")
+        stored = dict(zip(custom, await pipe.execute(), strict=True))
+        outcomes: list[Added] = []
+        seen: set[str] = set()
+        queue = self.queue(name)
+        for i, (job_id, timestamp, _) in enumerate(added):
+            kept = stored.get(i)
+            # None: the job is gone already (finished and trimmed), so it was ours.
+            duplicate = i in stored and (job_id in seen or kept not in (None, str(timestamp)))
+            seen.add(job_id)
+            if not duplicate:
+                outcomes.append(Added(job_id))
+                continue
+            state = await queue.getJobState(job_id)
+            outcomes.append(Added(job_id, True, "waiting" if state == "wait" else state))
+        return outcomes
 
     async def add_bulk(
         self, name: str, jobs: list[tuple[str, dict[str, Any], JobOptions | None]]
-    ) -> list[str]:
+    ) -> list[Added]:
         """All jobs in one transaction (one round trip): all are added or none."""
         queue = self.queue(name)
         entries = []
@@ -273,7 +360,13 @@ class QueueService:
             added = [await queue.add(e["name"], e["data"], e["opts"]) for e in entries]
         else:
             added = await queue.addBulk(entries)
-        return [str(job.id) for job in added]
+        return await self._outcomes(
+            name,
+            [
+                (str(j.id), j.timestamp, "jobId" in e["opts"])
+                for j, e in zip(added, entries, strict=True)
+            ],
+        )
 
     async def retry(self, name: str, job_id: str) -> None:
         queue = self.queue(name)

@@ -21,6 +21,7 @@ from kk.infra.redis_client import worker_client
 from kk.logs import job_fields_var
 from kk.processors.base import JobContext, ProcessorSpec
 from kk.queues.fast_worker import ChainingWorker
+from kk.queues.worker_errors import WorkerErrors
 from kk.settings import Settings
 
 log = logging.getLogger("kk.worker")
@@ -35,7 +36,9 @@ class JobListener(Protocol):
 
     def job_finished(
         self, queue: str, job: Job, outcome: str, duration_s: float, error: BaseException | None
-    ) -> None: ...
+    ) -> None:
+        """`outcome`: "completed", "failed", or "released" (stopped at shutdown, to be run
+        again elsewhere)."""
 
 
 class WorkerPool:
@@ -61,6 +64,8 @@ class WorkerPool:
         self._clients: list[Redis] = []
         self._runs: dict[str, asyncio.Task[None]] = {}
         self.listeners: list[JobListener] = []
+        # Errors bullmq's loop swallows and retries (Redis full, ...): logged and counted.
+        self.errors = WorkerErrors()
 
     def start(self) -> None:
         for name, spec in self.specs.items():
@@ -90,6 +95,7 @@ class WorkerPool:
                     "metrics": {"maxDataPoints": METRICS_MINUTES},
                 },
             )
+            self.workers[name].on("error", self.errors.listener(name))
             self._runs[name] = asyncio.get_running_loop().create_task(self._supervise(name))
         log.info("Workers started for: %s", ", ".join(self.workers) or "(none)")
 
@@ -126,6 +132,19 @@ class WorkerPool:
                 listener.job_started(queue, job)
             try:
                 result = await spec.process(job, context)
+            except asyncio.CancelledError:
+                # Only a forced close (shutdown past the grace) cancels a running job: it is
+                # not failed in Redis, its lock lapses and the stalled check runs it again.
+                elapsed = time.perf_counter() - started
+                for listener in listeners:
+                    listener.job_finished(queue, job, "released", elapsed, None)
+                log.warning(
+                    "job released queue=%s id=%s attempt=%d duration_ms=%.1f "
+                    "reason=shutdown grace exceeded; another worker will run it again",
+                    queue, job.id, attempt, elapsed * 1000,
+                    extra={"outcome": "released", "duration_ms": round(elapsed * 1000, 1)},
+                )  # fmt: skip
+                raise
             except BaseException as exc:
                 elapsed = time.perf_counter() - started
                 for listener in listeners:

@@ -9,6 +9,8 @@ State kept in Redis, under `kk-schedules:<queue prefix>:*`, shared by every proc
 - `enabled`: name -> "1"/"0", once someone enabled or disabled a schedule (else config).
 - `spec`: name -> the queue and a fingerprint of what was last upserted, so a restart with
   unchanged configuration leaves the pending tick alone instead of re-creating it.
+  It is also the registry of the schedulers this service made: at start-up, one whose
+  schedule is no longer configured is removed (BullMQ would otherwise keep firing it).
 - `last-run`: name -> epoch ms of the last time the schedule fired: the tick's due time,
   recorded when a worker of any kk process takes that tick's job, or the time of a run-now.
   (Jobs taken by workers outside kk, e.g. Node, are not recorded.)
@@ -23,10 +25,10 @@ import json
 import logging
 import time
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from bullmq import Job
+from bullmq import Job, Queue
 from croniter import croniter
 from redis.asyncio import Redis
 
@@ -97,14 +99,22 @@ class ScheduleManager:
 
     async def sync(self) -> None:
         """Make Redis match configuration and the stored enabled/disabled choices."""
-        enabled, specs = await asyncio.gather(
-            self.redis.hgetall(self.enabled_key), self.redis.hgetall(self.spec_key)
+        # decode_responses=True: both hashes come back as str -> str.
+        enabled, specs = cast(
+            tuple[dict[str, str], dict[str, str]],
+            await asyncio.gather(
+                self.redis.hgetall(self.enabled_key), self.redis.hgetall(self.spec_key)
+            ),
         )
         for name, cfg in self.schedules.items():
             if self._is_enabled(enabled, name, cfg):
                 await self._ensure(name, cfg, specs.get(name))
             else:
                 await self._remove(name, cfg)
+        # `spec` names every scheduler this service created: one no longer configured must
+        # stop firing. Schedulers made by others (no `spec` entry) are left alone.
+        for name in sorted(set(specs) - set(self.schedules)):
+            await self._forget(name, specs[name])
         log.info("schedules synced: %s", ", ".join(self.schedules) or "(none)")
 
     # -- reads ---------------------------------------------------------------------------
@@ -155,7 +165,8 @@ class ScheduleManager:
     async def enable(self, name: str) -> None:
         cfg = self.config(name)
         await self.redis.hset(self.enabled_key, name, "1")
-        await self._ensure(name, cfg, await self.redis.hget(self.spec_key, name))
+        spec = cast(str | None, await self.redis.hget(self.spec_key, name))  # decoded
+        await self._ensure(name, cfg, spec)
 
     async def disable(self, name: str) -> None:
         cfg = self.config(name)
@@ -214,6 +225,27 @@ class ScheduleManager:
     async def _remove(self, name: str, cfg: ScheduleConfig) -> None:
         # Removes the scheduler and its pending (delayed) job in one Lua call.
         await self.queues.queue(cfg.queue).removeJobScheduler(name)
+
+    async def _forget(self, name: str, stored: str) -> None:
+        """Remove a no longer configured schedule's scheduler (with its pending tick), then
+        what was kept about it; in that order, so an interrupted start-up retries it."""
+        try:
+            queue_name = json.loads(stored).get("queue")
+        except (ValueError, AttributeError):
+            queue_name = None
+        if isinstance(queue_name, str) and queue_name:
+            if queue_name in self.queues.names:
+                queue = self.queues.queue(queue_name)
+            else:  # its queue was removed from configuration too
+                queue = Queue(
+                    queue_name, {"connection": self.redis, "prefix": self.settings.queue_prefix}
+                )
+            await queue.removeJobScheduler(name)
+        pipe = self.redis.pipeline(transaction=False)
+        for key in (self.spec_key, self.enabled_key, self.last_run_key):
+            pipe.hdel(key, name)
+        await pipe.execute()
+        log.info("schedule %s: no longer configured; its job scheduler was removed", name)
 
     async def _record_run(self, name: str, at_ms: int) -> None:
         await self.redis.eval(_SET_MAX, 1, self.last_run_key, name, at_ms)

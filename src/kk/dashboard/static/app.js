@@ -1,15 +1,23 @@
 // KK Queues dashboard: plain JS, no build step, no third-party code.
 // Every value from the API is untrusted (job data is whatever a client sent): the DOM is
 // built with textContent and attributes only: no string is ever parsed as HTML.
+// Every word shown comes from the catalogues in i18n/ through t("key").
 "use strict";
 
 (() => {
-  const POLL_MS = 2500;
   const SPARK_MS = 15000;
   const PAGE_SIZE = 25;
   const PREVIEW_CHARS = 120;
+  const REASON_CHARS = 160;
   const TRUNCATE_CHARS = 2000;
+  const TRACE_CHARS = 20000;
+  const INTERVALS = [2, 5, 10, 30, 60]; // seconds between live updates
+  const DEFAULT_INTERVAL = 5;
   const STATES = ["waiting", "active", "delayed", "prioritized", "completed", "failed", "waiting-children"];
+  const CLEANABLE = ["completed", "failed", "delayed", "waiting", "prioritized"];
+  const GRACES = [["any", 0], ["hour", 3600e3], ["day", 86400e3], ["week", 7 * 86400e3]];
+  const LANGS = ["en", "zh-CN"];
+  const STORE = { lang: "kk.lang", interval: "kk.refreshSeconds", paused: "kk.refreshPaused" };
   const OLD_KEY_STORE = "kk.apiKey"; // where earlier versions kept a key: removed at start
 
   const $ = (id) => document.getElementById(id);
@@ -17,9 +25,104 @@
   // itself is an HttpOnly cookie this script never sees.
   const auth = { known: false, signedIn: false, enabled: true, role: null, csrf: null };
   const state = {
-    route: null, sparks: null, sparksAt: 0, expanded: new Set(), timer: null, busy: false, again: false,
+    route: null, sparks: null, sparksAt: 0, system: null, expanded: new Set(), timer: null, busy: false, again: false,
+    shown: null, // href of the route whose data is on screen; actions check it before they run
     loadError: false, // the banner shows an error of the refresh loop, not of an action
+    updatedAt: null,
   };
+  const prefs = { interval: DEFAULT_INTERVAL, paused: false };
+
+  // -- language -----------------------------------------------------------------------------
+
+  const i18n = { lang: "en", en: {}, cur: {} };
+
+  function t(key, vars) {
+    const text = i18n.cur[key] ?? i18n.en[key] ?? key;
+    return text.replace(/\{(\w+)\}/g, (m, name) => (vars && name in vars ? String(vars[name]) : m));
+  }
+
+  function pickLang() {
+    const saved = localStorage.getItem(STORE.lang);
+    if (LANGS.includes(saved)) return saved;
+    for (const l of navigator.languages || [navigator.language || "en"]) {
+      const lower = String(l).toLowerCase();
+      if (lower.startsWith("zh")) return "zh-CN";
+      if (lower.startsWith("en")) return "en";
+    }
+    return "en";
+  }
+
+  async function catalogue(lang) {
+    const res = await fetch(`/dashboard/static/i18n/${lang}.json`, { credentials: "same-origin" });
+    if (!res.ok) throw new Error(`catalogue ${lang}: HTTP ${res.status}`);
+    return res.json();
+  }
+
+  async function setLang(lang) {
+    if (!Object.keys(i18n.en).length) i18n.en = await catalogue("en");
+    i18n.cur = lang === "en" ? i18n.en : await catalogue(lang);
+    i18n.lang = lang;
+    document.documentElement.lang = lang;
+    $("lang").value = lang;
+    document.title = t("app.title");
+    for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+    for (const el of document.querySelectorAll("[data-i18n-placeholder]")) {
+      el.setAttribute("placeholder", t(el.dataset.i18nPlaceholder));
+    }
+    fillSelects();
+    // Everything drawn in the old language is drawn again.
+    for (const el of document.querySelectorAll("[data-sig]")) delete el.dataset.sig;
+    if (auth.known) showWho();
+    showLive();
+  }
+
+  // -- formatting (Intl, per language) ---------------------------------------------------------
+
+  function fmtNum(n) {
+    return typeof n === "number" ? new Intl.NumberFormat(i18n.lang).format(n) : String(n ?? "—");
+  }
+
+  function fmtTime(iso) {
+    if (!iso) return "—";
+    const d = new Date(iso);
+    return isNaN(d) ? String(iso) : new Intl.DateTimeFormat(i18n.lang, { dateStyle: "medium", timeStyle: "medium" }).format(d);
+  }
+
+  function fmtClock(d) {
+    return new Intl.DateTimeFormat(i18n.lang, { timeStyle: "medium" }).format(d);
+  }
+
+  function fmtUnit(value, unit, digits = 0) {
+    return new Intl.NumberFormat(i18n.lang, {
+      style: "unit", unit, unitDisplay: "short", maximumFractionDigits: digits,
+    }).format(value);
+  }
+
+  // "in 5 minutes", "3 hours ago", "5 分钟后"...
+  function fmtRelative(iso) {
+    const d = new Date(iso);
+    if (!iso || isNaN(d)) return "";
+    const secs = (d.getTime() - Date.now()) / 1000;
+    const rtf = new Intl.RelativeTimeFormat(i18n.lang, { numeric: "auto" });
+    const steps = [[60, "second"], [3600, "minute", 60], [86400, "hour", 3600], [Infinity, "day", 86400]];
+    for (const [limit, unit, size = 1] of steps) {
+      if (Math.abs(secs) < limit) return rtf.format(Math.round(secs / size), unit);
+    }
+    return "";
+  }
+
+  function fmtDuration(ms) {
+    if (typeof ms !== "number" || !isFinite(ms) || ms < 0) return "—";
+    if (ms < 1000) return fmtUnit(ms, "millisecond");
+    if (ms < 60e3) return fmtUnit(ms / 1000, "second", 1);
+    if (ms < 3600e3) return `${fmtUnit(Math.floor(ms / 60e3), "minute")} ${fmtUnit(Math.round((ms % 60e3) / 1000), "second")}`;
+    return `${fmtUnit(Math.floor(ms / 3600e3), "hour")} ${fmtUnit(Math.round((ms % 3600e3) / 60e3), "minute")}`;
+  }
+
+  function between(from, to) {
+    if (!from || !to) return null;
+    return new Date(to).getTime() - new Date(from).getTime();
+  }
 
   // -- DOM helpers --------------------------------------------------------------------------
 
@@ -43,20 +146,10 @@
   // Replace a container's children only when what they show changed, so polling does not
   // reset focus, selection or hover every few seconds.
   function render(container, signature, build) {
-    const sig = JSON.stringify(signature);
+    const sig = JSON.stringify([i18n.lang, auth.role, signature]);
     if (container.dataset.sig === sig) return;
     container.dataset.sig = sig;
-    container.replaceChildren(...[].concat(build()));
-  }
-
-  function fmtTime(iso) {
-    if (!iso) return "—";
-    const d = new Date(iso);
-    return isNaN(d) ? String(iso) : d.toLocaleString();
-  }
-
-  function fmtNum(n) {
-    return typeof n === "number" ? n.toLocaleString() : String(n ?? "—");
+    container.replaceChildren(...[].concat(build()).flat(2).filter((c) => c !== null && c !== undefined));
   }
 
   function pretty(value) {
@@ -68,10 +161,13 @@
     }
   }
 
+  function clip(text, max) {
+    const s = String(text ?? "");
+    return s.length > max ? s.slice(0, max) + "…" : s;
+  }
+
   function preview(value) {
-    const text = typeof value === "string" ? value : JSON.stringify(value);
-    if (!text) return "";
-    return text.length > PREVIEW_CHARS ? text.slice(0, PREVIEW_CHARS) + "…" : text;
+    return clip(typeof value === "string" ? value : JSON.stringify(value) || "", PREVIEW_CHARS);
   }
 
   // A <pre> that shows the first TRUNCATE_CHARS characters, with "show all" for the rest.
@@ -84,7 +180,7 @@
     const more = h("button", {
       type: "button",
       class: "link",
-      text: `Show all (${(full.length - TRUNCATE_CHARS).toLocaleString()} more characters)`,
+      text: t("job.showAll", { count: fmtNum(full.length - TRUNCATE_CHARS) }),
       onclick: () => {
         state.expanded.add(key);
         pre.textContent = full;
@@ -109,10 +205,19 @@
     if (kind === "ok") bannerTimer = setTimeout(() => banner(""), 4000);
   }
 
-  function live(text, ok) {
+  let liveState = { key: "live.connecting", ok: true };
+
+  function live(key, ok) {
+    liveState = { key, ok };
+    showLive();
+  }
+
+  function showLive() {
     const el = $("live");
-    el.textContent = text;
-    el.classList.toggle("bad", !ok);
+    const time = state.updatedAt ? fmtClock(state.updatedAt) : "—";
+    const key = liveState.key === "live.updated" && prefs.paused ? "live.paused" : liveState.key;
+    el.textContent = t(key, { time });
+    el.classList.toggle("bad", !liveState.ok);
   }
 
   // -- API --------------------------------------------------------------------------------
@@ -125,7 +230,14 @@
       headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(payload);
     }
-    const res = await fetch(path, init);
+    let res;
+    try {
+      res = await fetch(path, init);
+    } catch (e) {
+      const err = new Error(t("error.network"));
+      err.status = 0;
+      throw err;
+    }
     let body = null;
     try {
       body = await res.json();
@@ -133,7 +245,7 @@
       body = null;
     }
     if (!res.ok || (body && body.success === false)) {
-      const err = new Error((body && body.error) || `HTTP ${res.status}`);
+      const err = new Error((body && body.error) || t("error.http", { status: res.status }));
       err.status = res.status;
       err.code = body && body.code;
       throw err;
@@ -142,14 +254,26 @@
   }
 
   const q = (name) => `/api/queues/${encodeURIComponent(name)}`;
+  const readOnly = () => auth.role === "read";
 
-  // Mutations ask first, then refresh at once. Resolves to whether the action succeeded.
-  async function act(question, path, method = "POST") {
-    if (!window.confirm(question)) return false;
+  // A change, asked first and refreshed after. `route` is the view the button was drawn for:
+  // if another view is on screen (or loading) by the time it is clicked, nothing is sent.
+  // Resolves to whether the action succeeded.
+  async function act(route, { ask, path, method = "POST", done }) {
+    const current = href(parseRoute());
+    if (state.shown !== href(route) || current !== href(route)) {
+      banner(t("error.stale"));
+      return false;
+    }
+    if (readOnly()) {
+      banner(t("error.readOnly"));
+      return false;
+    }
+    if (!window.confirm(ask)) return false;
     let ok = false;
     try {
-      const body = await api(path, method);
-      banner(body.message || "Done", "ok");
+      await api(path, method);
+      banner(done, "ok");
       ok = true;
     } catch (e) {
       banner(explain(e));
@@ -158,9 +282,11 @@
     return ok;
   }
 
-  function explain(e) {
-    if (e.status === 401) return "Please sign in.";
-    if (e.status === 403 && auth.role === "read") return "Signed in with a read key: actions need an admin key.";
+  function explain(e, route) {
+    if (e.status === 401) return t("error.signIn");
+    if (e.status === 403 && readOnly()) return t("error.readOnly");
+    if (route && e.code && i18n.en[`error.${e.code}`]) return t(`error.${e.code}`, route);
+    // Other answers of the server are shown as it wrote them.
     return e.message || String(e);
   }
 
@@ -170,18 +296,25 @@
     Object.assign(auth, {
       known: true, signedIn: true, enabled: data.authEnabled, role: data.role, csrf: data.csrfToken || null,
     });
-    const who = $("who");
-    who.textContent = data.authEnabled ? `Signed in (${data.role === "read" ? "read only" : "admin"})` : "";
-    who.classList.toggle("hidden", !data.authEnabled);
+    showWho();
     $("logout").classList.toggle("hidden", !data.csrfToken);
+  }
+
+  function showWho() {
+    const who = $("who");
+    who.textContent = auth.signedIn && auth.enabled ? t("who.signedIn", { role: t(`role.${auth.role}`) }) : "";
+    who.classList.toggle("hidden", !(auth.signedIn && auth.enabled));
+    who.classList.toggle("readonly", readOnly());
+    document.body.classList.toggle("readonly", readOnly());
   }
 
   function signedOut() {
     Object.assign(auth, { known: true, signedIn: false, role: null, csrf: null });
-    $("who").classList.add("hidden");
+    showWho();
     $("logout").classList.add("hidden");
     banner("");
-    live("Signed out", false);
+    live("live.signedOut", false);
+    state.shown = null;
     show("login");
     $("login-key").focus();
   }
@@ -206,7 +339,7 @@
       setSession(body.data);
       await refresh();
     } catch (e) {
-      error.textContent = e.status === 401 ? "Wrong key." : explain(e);
+      error.textContent = e.status === 401 ? t("login.wrong") : explain(e);
     }
   }
 
@@ -223,7 +356,12 @@
   // -- routing ----------------------------------------------------------------------------
 
   function parseRoute() {
-    const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+    let parts;
+    try {
+      parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+    } catch (e) {
+      return { view: "overview" };
+    }
     if (parts[0] === "queue" && parts[1]) {
       if (parts[2] === "job" && parts[3]) return { view: "job", queue: parts[1], job: parts.slice(3).join("/") };
       const st = STATES.includes(parts[2]) ? parts[2] : "waiting";
@@ -240,9 +378,47 @@
   }
 
   function show(view) {
-    for (const id of ["view-login", "view-overview", "view-queue", "view-job"]) {
+    for (const id of ["view-login", "view-error", "view-overview", "view-queue", "view-job"]) {
       $(id).classList.toggle("hidden", id !== `view-${view}`);
     }
+  }
+
+  // Forget everything the previous view drew, so no number, job or button of it can be seen
+  // or clicked while (or after) another one loads.
+  function clearViews() {
+    state.shown = null;
+    show(null);
+    const ids = ["cards", "alerts", "queues-body", "schedules-body", "redis-facts", "workers-body", "q-title", "q-counts", "state-tabs",
+      "jobs-head", "jobs-body", "jobs-total", "page-info", "job-queue-link", "job-title", "job-detail"];
+    for (const id of ids) {
+      $(id).replaceChildren();
+      delete $(id).dataset.sig;
+    }
+    for (const id of ["q-pause", "q-retry-all", "q-clean", "page-prev", "page-next"]) $(id).onclick = null;
+  }
+
+  function showError(route, e) {
+    const missing = { QUEUE_NOT_FOUND: "error.queueTitle", INVALID_QUEUE_NAME: "error.queueTitle", JOB_NOT_FOUND: "error.jobTitle" };
+    clearViews();
+    $("error-title").textContent = t(missing[e.code] || "error.loadTitle");
+    $("error-text").textContent = explain(e, route);
+    const back = $("error-back");
+    if (route.view === "job" && e.code === "JOB_NOT_FOUND") {
+      back.setAttribute("href", href({ view: "queue", queue: route.queue }));
+      back.dataset.i18n = "error.backQueue";
+    } else {
+      back.setAttribute("href", "#/");
+      back.dataset.i18n = "error.back";
+    }
+    back.textContent = t(back.dataset.i18n);
+    show("error");
+  }
+
+  // Thrown when the route changed while its data was on the way: that data is dropped.
+  class Stale extends Error {}
+
+  function stillOn(route) {
+    if (href(parseRoute()) !== href(route)) throw new Stale();
   }
 
   // -- overview ---------------------------------------------------------------------------
@@ -258,7 +434,7 @@
     const done = series.completed.reduce((a, b) => a + b, 0);
     const failed = series.failed.reduce((a, b) => a + b, 0);
     const title = document.createElementNS(ns, "title");
-    title.textContent = `${done} completed, ${failed} failed in the last hour`;
+    title.textContent = t("spark.title", { done: fmtNum(done), failed: fmtNum(failed) });
     svg.append(title);
     const max = Math.max(1, ...series.completed, ...series.failed);
     const n = series.completed.length;
@@ -278,114 +454,249 @@
     return svg;
   }
 
-  function card(label, value, cls) {
-    return h("div", { class: `card ${cls || ""}`, data: { card: label.toLowerCase() } },
+  function card(name, value, cls) {
+    return h("div", { class: `card ${cls || ""}`, data: { card: name } },
       h("div", { class: "card-value", text: fmtNum(value) }),
-      h("div", { class: "card-label", text: label }));
+      h("div", { class: "card-label", text: t(`card.${name}`) }));
   }
 
-  async function loadOverview() {
+  function badge(cls, key) {
+    return h("span", { class: `badge ${cls}`, text: t(key) });
+  }
+
+  async function loadOverview(route) {
     const wantSparks = !state.sparks || Date.now() - state.sparksAt > SPARK_MS;
-    const [overview, health, schedules, sparks] = await Promise.all([
+    const [overview, health, schedules, sparks, system] = await Promise.all([
       api("/api/queue-dashboard/overview"),
       api("/api/queue-dashboard/health"),
       api("/api/queue-dashboard/scheduled-jobs"),
       wantSparks ? api("/api/queue-dashboard/throughput?minutes=60") : null,
+      wantSparks ? api("/api/queue-dashboard/system").catch(() => null) : null,
     ]);
+    stillOn(route);
     if (sparks) {
       state.sparks = sparks.data;
       state.sparksAt = Date.now();
     }
+    if (system) state.system = system.data;
+    renderSystem(state.system);
     const data = overview.data;
-    const t = data.metrics.total;
+    const tot = data.metrics.total;
     const healthData = health.data.queues;
-    render($("cards"), [t, healthData.status], () => [
-      card("Waiting", t.totalWaiting),
-      card("Active", t.totalActive),
-      card("Completed", t.totalCompleted, "ok"),
-      card("Failed", t.totalFailed, t.totalFailed ? "bad" : ""),
-      card("Delayed", t.totalDelayed),
-      card("Queues", t.totalQueues),
+    render($("cards"), [tot, healthData.status], () => [
+      card("waiting", tot.totalWaiting),
+      card("active", tot.totalActive),
+      card("completed", tot.totalCompleted, "ok"),
+      card("failed", tot.totalFailed, tot.totalFailed ? "bad" : ""),
+      card("delayed", tot.totalDelayed),
+      card("queues", tot.totalQueues),
       h("div", { class: `card ${healthData.status === "up" ? "ok" : "bad"}`, data: { card: "health" } },
-        h("div", { class: "card-value", text: healthData.status === "up" ? "Up" : "Down" }),
-        h("div", { class: "card-label", text: "Health" })),
+        h("div", { class: "card-value", text: t(healthData.status === "up" ? "health.up" : "health.down") }),
+        h("div", { class: "card-label", text: t("card.health") })),
     ]);
     const unhealthy = Object.entries(healthData.queues).filter(([, v]) => !v.healthy);
     render($("alerts"), [data.alerts, unhealthy], () => {
-      const items = data.alerts.map((a) =>
-        h("li", { class: `alert ${a.level}`, data: { queue: a.queue, rule: a.rule } },
-          h("span", { class: `badge ${a.level}`, text: a.level }),
+      const items = data.alerts.map((a) => {
+        const known = i18n.en[`alert.rule.${a.rule}`] !== undefined;
+        const message = known ? t(`alert.rule.${a.rule}`) : a.message;
+        return h("li", { class: `alert ${a.level}`, data: { queue: a.queue, rule: a.rule } },
+          badge(a.level, `level.${a.level}`),
           h("a", { href: href({ view: "queue", queue: a.queue }), text: a.queue }),
-          h("span", { text: ` ${a.message}: ${a.value} (threshold ${a.threshold})` })));
+          h("span", { text: t("alert.line", { message, value: fmtNum(a.value), threshold: fmtNum(a.threshold) }) }));
+      });
       for (const [name, v] of unhealthy) {
-        for (const reason of v.reasons.filter((r) => r.startsWith("Jobs are waiting"))) {
-          items.push(h("li", { class: "alert critical", data: { queue: name } },
-            h("span", { class: "badge critical", text: "down" }),
-            h("a", { href: href({ view: "queue", queue: name }), text: name }),
-            h("span", { text: ` ${reason}` })));
-        }
+        if (!v.reasons.some((r) => r.startsWith("Jobs are waiting"))) continue;
+        items.push(h("li", { class: "alert critical", data: { queue: name, rule: "no_worker" } },
+          badge("critical", "level.down"),
+          h("a", { href: href({ view: "queue", queue: name }), text: name }),
+          h("span", { text: t("alert.noWorker") })));
       }
-      return items.length ? items : [h("li", { class: "empty", text: "No alerts." })];
+      return items.length ? items : [h("li", { class: "empty", text: t("alert.none") })];
     });
     const sparkSeries = state.sparks ? state.sparks.queues : {};
     render($("queues-body"), [data.stats, healthData.queues, state.sparksAt], () =>
       data.stats.map((s) => {
         const healthy = !healthData.queues[s.name] || healthData.queues[s.name].healthy;
-        const cell = (field, label, value) =>
-          h("td", { class: "num", "data-label": label, data: { field } }, fmtNum(value));
+        const cell = (field, value) =>
+          h("td", { class: "num", "data-label": t(`col.${field}`), data: { field } }, fmtNum(value));
         return h("tr", { data: { queue: s.name }, class: healthy ? "" : "unhealthy" },
           h("td", { class: "title" }, h("a", { href: href({ view: "queue", queue: s.name }), text: s.name })),
-          cell("waiting", "Waiting", s.waiting + (s.prioritized || 0)),
-          cell("active", "Active", s.active),
-          cell("completed", "Completed", s.completed),
-          cell("failed", "Failed", s.failed),
-          cell("delayed", "Delayed", s.delayed),
-          h("td", { "data-label": "State", data: { field: "paused" } },
-            h("span", { class: `badge ${s.paused ? "warning" : "ok"}`, text: s.paused ? "paused" : "running" })),
-          h("td", { "data-label": "Last hour" }, sparkline(sparkSeries[s.name])),
-          h("td", { class: "row-actions" }, pauseButton(s.name, s.paused)));
+          cell("waiting", s.waiting + (s.prioritized || 0)),
+          cell("active", s.active),
+          cell("completed", s.completed),
+          cell("failed", s.failed),
+          cell("delayed", s.delayed),
+          h("td", { "data-label": t("col.state"), data: { field: "paused" } },
+            badge(s.paused ? "warning" : "ok", s.paused ? "state.paused" : "state.running")),
+          h("td", { "data-label": t("col.lastHour") }, sparkline(sparkSeries[s.name])),
+          h("td", { class: "row-actions" }, readOnly() ? null : pauseButton(route, s.name, s.paused)));
       }));
-    render($("schedules-body"), schedules.data, () =>
-      schedules.data.length ? schedules.data.map(scheduleRow)
-        : [h("tr", {}, h("td", { colspan: 7, class: "empty", text: "No schedules configured." }))]);
+    render($("schedules-body"), [schedules.data, clockTick()], () =>
+      schedules.data.length ? schedules.data.map((s) => scheduleRow(route, s))
+        : [h("tr", {}, h("td", { colspan: 7, class: "empty", text: t("schedules.none") }))]);
   }
 
-  function pauseButton(name, paused) {
-    return h("button", {
-      type: "button",
-      data: { action: paused ? "resume" : "pause", queue: name },
-      text: paused ? "Resume" : "Pause",
-      onclick: () => act(`${paused ? "Resume" : "Pause"} queue "${name}"?`, `${q(name)}/${paused ? "resume" : "pause"}`),
+  function fmtBytes(n) {
+    if (typeof n !== "number") return "—";
+    const units = ["byte", "kilobyte", "megabyte", "gigabyte", "terabyte"];
+    let i = 0;
+    while (n >= 1024 && i < units.length - 1) {
+      n /= 1024;
+      i += 1;
+    }
+    return fmtUnit(n, units[i], i ? 1 : 0);
+  }
+
+  // Redis and the workers, refreshed with the sparklines (INFO and CLIENT LIST are not free).
+  function renderSystem(sys) {
+    render($("redis-facts"), [sys && sys.redis, Boolean(sys)], () => {
+      if (!sys) return [];
+      const r = sys.redis;
+      if (!r) return [h("dt", { text: "" }), h("dd", { class: "muted", text: t("redis.unavailable") })];
+      const fact = (key, value, extra) => [h("dt", { text: t(key) }), h("dd", { data: { fact: key } }, value, extra || null)];
+      const memory = r.maxMemory ? t("redis.memoryOf", { used: fmtBytes(r.usedMemory), max: fmtBytes(r.maxMemory) })
+        : t("redis.memoryNoLimit", { used: fmtBytes(r.usedMemory) });
+      const risky = r.evictionPolicy && r.evictionPolicy !== "noeviction";
+      return [
+        fact("redis.version", [r.version, r.mode ? ` (${r.mode})` : ""].join("")),
+        fact("redis.memory", memory),
+        fact("redis.eviction", h("code", { text: r.evictionPolicy || "—" }),
+          risky ? h("span", { class: "badge warning", text: t("redis.evictionBad") }) : null),
+        fact("redis.clients", fmtNum(r.connectedClients)),
+        fact("redis.uptime", fmtDuration((r.uptimeSeconds ?? NaN) * 1000)),
+      ];
+    });
+    render($("workers-body"), [sys && sys.workers, Boolean(sys)], () => {
+      if (!sys) return [];
+      if (!sys.workers) return [h("tr", {}, h("td", { colspan: 6, class: "empty", text: t("workers.unknown") }))];
+      if (!sys.workers.length) return [h("tr", {}, h("td", { colspan: 6, class: "empty", text: t("workers.none") }))];
+      return sys.workers.map((w) => h("tr", { data: { worker: w.queue } },
+        h("td", { class: "title" }, h("a", { href: href({ view: "queue", queue: w.queue }), text: w.queue })),
+        h("td", { "data-label": t("col.worker"), text: w.name || t("workers.unnamed") }),
+        h("td", { "data-label": t("col.host") }, h("code", { text: w.host })),
+        h("td", { class: "num", "data-label": t("col.connections"), text: fmtNum(w.connections) }),
+        h("td", { class: "num", "data-label": t("col.connected"), text: fmtDuration((w.ageSeconds ?? NaN) * 1000) }),
+        h("td", { class: "num", "data-label": t("col.idle"), text: fmtDuration((w.idleSeconds ?? NaN) * 1000) })));
     });
   }
 
-  function scheduleRow(s) {
+  function pauseButton(route, name, paused) {
+    const verb = paused ? "resume" : "pause";
+    const key = paused ? "resumeQueue" : "pauseQueue";
+    return h("button", {
+      type: "button",
+      data: { action: verb, queue: name },
+      text: t(`action.${verb}`),
+      onclick: () => act(route, {
+        ask: t(`confirm.${key}`, { name }), path: `${q(name)}/${verb}`, done: t(`done.${key}`, { name }),
+      }),
+    });
+  }
+
+  function scheduleRow(route, s) {
     const base = `/api/queue-dashboard/scheduled-jobs/${encodeURIComponent(s.name)}`;
+    const verb = s.enabled ? "disable" : "enable";
+    const key = s.enabled ? "disableSchedule" : "enableSchedule";
+    const vars = { name: s.name, job: s.jobType, queue: s.queueName };
     return h("tr", { data: { schedule: s.name } },
       h("td", { class: "title" }, h("strong", { text: s.name }), h("div", { class: "muted", text: s.description })),
-      h("td", { "data-label": "Queue / job" },
+      h("td", { "data-label": t("col.queueJob") },
         h("a", { href: href({ view: "queue", queue: s.queueName }), text: s.queueName }),
         h("div", { class: "muted", text: s.jobType })),
-      h("td", { "data-label": "Cron" }, h("code", { class: "nowrap", text: s.cronExpression }),
+      h("td", { "data-label": t("col.cron") }, h("code", { class: "nowrap", text: s.cronExpression }),
         h("div", { class: "muted", text: s.timezone })),
-      h("td", { "data-label": "Next run", data: { field: "nextRun" }, text: s.enabled ? fmtTime(s.nextRun) : "—" }),
-      h("td", { "data-label": "Last run", data: { field: "lastRun" }, text: fmtTime(s.lastRun) }),
-      h("td", { "data-label": "State", data: { field: "enabled" } }, h("span", { class: `badge ${s.enabled ? "ok" : "warning"}`, text: s.enabled ? "enabled" : "disabled" })),
-      h("td", { class: "row-actions" },
+      h("td", { "data-label": t("col.nextRun"), data: { field: "nextRun" } },
+        s.enabled ? whenCell(s.nextRun) : "—"),
+      h("td", { "data-label": t("col.lastRun"), data: { field: "lastRun" } }, whenCell(s.lastRun)),
+      h("td", { "data-label": t("col.state"), data: { field: "enabled" } },
+        badge(s.enabled ? "ok" : "warning", s.enabled ? "state.enabled" : "state.disabled")),
+      h("td", { class: "row-actions" }, readOnly() ? null : [
         h("button", {
           type: "button",
-          text: s.enabled ? "Disable" : "Enable",
-          onclick: () => act(`${s.enabled ? "Disable" : "Enable"} schedule "${s.name}"?`,
-            `${base}/${s.enabled ? "disable" : "enable"}`),
+          data: { action: verb },
+          text: t(`action.${verb}`),
+          onclick: () => act(route, {
+            ask: t(`confirm.${key}`, vars), path: `${base}/${verb}`, done: t(`done.${key}`, vars),
+          }),
         }),
         h("button", {
           type: "button",
-          text: "Run now",
-          onclick: () => act(`Run "${s.name}" now (one ${s.jobType} job in ${s.queueName})?`, `${base}/run`),
-        })));
+          data: { action: "run" },
+          text: t("action.runNow"),
+          onclick: () => act(route, {
+            ask: t("confirm.runSchedule", vars), path: `${base}/run`, done: t("done.runSchedule", vars),
+          }),
+        }),
+      ]));
+  }
+
+  // Relative times ("5 minutes ago") are drawn again every 15 s even when nothing changed.
+  const clockTick = () => Math.floor(Date.now() / 15000);
+
+  // An absolute time with the relative one under it ("in 5 minutes").
+  function whenCell(iso) {
+    if (!iso) return "—";
+    return [h("span", { class: "nowrap", text: fmtTime(iso) }), h("div", { class: "muted", text: fmtRelative(iso) })];
   }
 
   // -- one queue --------------------------------------------------------------------------
+
+  function fillSelects() {
+    const interval = $("refresh-interval");
+    interval.replaceChildren(...INTERVALS.map((s) => h("option", { value: s, text: fmtUnit(s, "second") })));
+    interval.value = String(prefs.interval);
+    const toggle = $("refresh-toggle");
+    toggle.textContent = t(prefs.paused ? "refresh.resume" : "refresh.pause");
+    toggle.title = t(prefs.paused ? "refresh.resumeTitle" : "refresh.pauseTitle");
+    toggle.setAttribute("aria-pressed", prefs.paused ? "true" : "false");
+    const clean = $("q-clean-state");
+    const picked = clean.value;
+    clean.replaceChildren(...CLEANABLE.map((st) => h("option", { value: st, text: t(`state.${st}`) })));
+    if (picked) clean.value = picked;
+    const grace = $("q-clean-grace");
+    const age = grace.value;
+    grace.replaceChildren(...GRACES.map(([name, ms]) => h("option", { value: ms, data: { name }, text: t(`grace.${name}`) })));
+    if (age) grace.value = age;
+  }
+
+  function maxAttempts(j) {
+    const n = j.opts && Number(j.opts.attempts);
+    return n > 0 ? n : 1;
+  }
+
+  function attemptsText(j) {
+    return t("attempts.of", { count: fmtNum(j.attempts), max: fmtNum(maxAttempts(j)) });
+  }
+
+  // The next run of a schedule is a delayed job BullMQ refuses to remove (disable the
+  // schedule instead), so it is offered no Remove.
+  function isScheduleRun(j) {
+    return String(j.id).startsWith("repeat:") || Boolean(j.opts && (j.opts.repeat || j.opts.repeatJobKey));
+  }
+
+  function runsAt(j) {
+    if (!j.createdAt) return null;
+    return new Date(new Date(j.createdAt).getTime() + (j.delay || 0)).toISOString();
+  }
+
+  // Columns of a list, by the state it shows: what an operator looks for in that state.
+  function columns(status) {
+    const id = { key: "id", cell: null };
+    const name = { key: "name", cell: (j) => h("td", { text: j.name }) };
+    const created = { key: "created", cell: (j) => h("td", { text: fmtTime(j.createdAt) }) };
+    const attempts = { key: "attempts", num: true, cell: (j) => h("td", { class: "num", text: attemptsText(j) }) };
+    const data = { key: "data", cell: (j) => h("td", { class: "preview wide" }, h("code", { text: preview(j.data) })) };
+    const took = { key: "took", num: true, cell: (j) => h("td", { class: "num", data: { field: "took" }, text: fmtDuration(between(j.processedOn, j.finishedOn)) }) };
+    const finished = { key: "finished", cell: (j) => h("td", {}, whenCell(j.finishedOn)) };
+    const byState = {
+      failed: [id, name, { key: "reason", cell: (j) => h("td", { class: "reason wide", data: { field: "reason" }, title: clip(j.failedReason, 2000), text: clip(j.failedReason, REASON_CHARS) }) },
+        { key: "failedAt", cell: (j) => h("td", { data: { field: "failedAt" } }, whenCell(j.finishedOn)) }, attempts, took],
+      delayed: [id, name, { key: "runsAt", cell: (j) => h("td", { data: { field: "runsAt" } }, whenCell(runsAt(j))) }, attempts, data],
+      completed: [id, name, finished, took, attempts, data],
+      active: [id, name, { key: "started", cell: (j) => h("td", {}, whenCell(j.processedOn)) }, attempts, data],
+    };
+    return byState[status] || [id, name, created, attempts, data];
+  }
 
   async function loadQueue(route) {
     const start = route.page * PAGE_SIZE;
@@ -393,26 +704,39 @@
       api(`${q(route.queue)}/stats`),
       api(`${q(route.queue)}/jobs?status=${encodeURIComponent(route.status)}&start=${start}&end=${start + PAGE_SIZE - 1}`),
     ]);
+    stillOn(route);
     const s = stats.data;
     $("q-title").textContent = route.queue;
     const counts = {
       waiting: s.waiting, active: s.active, delayed: s.delayed, prioritized: s.prioritized,
       completed: s.completed, failed: s.failed, "waiting-children": s.waitingChildren,
     };
-    render($("q-counts"), [counts, s.paused], () => [
-      h("span", { class: `badge ${s.paused ? "warning" : "ok"}`, text: s.paused ? "paused" : "running" }),
-    ]);
+    render($("q-counts"), [s.paused], () => [badge(s.paused ? "warning" : "ok", s.paused ? "state.paused" : "state.running")]);
+    if (state.shown !== href(route)) {
+      // First draw of this list: clean what it shows by default.
+      $("q-clean-state").value = CLEANABLE.includes(route.status) ? route.status : "completed";
+      $("q-clean-grace").value = "0";
+    }
+    $("q-actions").classList.toggle("hidden", readOnly());
+    const verb = s.paused ? "resume" : "pause";
+    const key = s.paused ? "resumeQueue" : "pauseQueue";
+    const vars = { name: route.queue, queue: route.queue, count: fmtNum(s.failed) };
     const pause = $("q-pause");
-    pause.textContent = s.paused ? "Resume" : "Pause";
-    pause.onclick = () => act(`${s.paused ? "Resume" : "Pause"} queue "${route.queue}"?`,
-      `${q(route.queue)}/${s.paused ? "resume" : "pause"}`);
+    pause.textContent = t(`action.${verb}`);
+    pause.dataset.action = verb;
+    pause.onclick = () => act(route, { ask: t(`confirm.${key}`, vars), path: `${q(route.queue)}/${verb}`, done: t(`done.${key}`, vars) });
     $("q-retry-all").disabled = !s.failed;
-    $("q-retry-all").onclick = () => act(`Retry all ${s.failed} failed jobs of "${route.queue}"?`,
-      `${q(route.queue)}/retry-failed`);
+    $("q-retry-all").onclick = () => act(route, {
+      ask: t("confirm.retryAll", vars), path: `${q(route.queue)}/retry-failed`, done: t("done.retryAll", vars),
+    });
     $("q-clean").onclick = () => {
       const st = $("q-clean-state").value;
-      act(`Remove every ${st} job of "${route.queue}"? This cannot be undone.`,
-        `${q(route.queue)}/clean?status=${encodeURIComponent(st)}`);
+      const ms = Number($("q-clean-grace").value) || 0;
+      const cvars = { ...vars, state: t(`state.${st}`), age: ageText(ms) };
+      const ask = t(ms ? "confirm.cleanOlder" : "confirm.clean", cvars);
+      act(route, {
+        ask, path: `${q(route.queue)}/clean?status=${encodeURIComponent(st)}&grace=${ms}`, done: t("done.clean", vars),
+      });
     };
     render($("state-tabs"), [route, counts], () => STATES.map((st) =>
       h("a", {
@@ -421,34 +745,50 @@
         class: `tab ${st === route.status ? "active" : ""}`,
         "aria-selected": st === route.status ? "true" : "false",
         data: { state: st },
-      }, `${st} `, h("span", { class: "count", text: fmtNum(counts[st] ?? 0) }))));
+      }, `${t(`state.${st}`)} `, h("span", { class: "count", text: fmtNum(counts[st] ?? 0) }))));
+    const cols = columns(route.status);
+    render($("jobs-head"), [route.status], () => h("tr", {}, cols.map((c) =>
+      h("th", { class: c.num ? "num" : "", text: t(`col.${c.key}`) })), h("th", {})));
     const total = counts[route.status] ?? 0;
-    render($("jobs-body"), [route, jobs.data], () =>
-      jobs.data.length ? jobs.data.map((j) => jobRow(route.queue, j))
-        : [h("tr", {}, h("td", { colspan: 6, class: "empty", text: `No ${route.status} jobs.` }))]);
-    const last = Math.min(start + jobs.data.length, Math.max(total, start + jobs.data.length));
-    $("page-info").textContent = jobs.data.length ? `${start + 1}–${last} of ${fmtNum(total)}` : `0 of ${fmtNum(total)}`;
+    render($("jobs-body"), [route, jobs.data, clockTick()], () =>
+      jobs.data.length ? jobs.data.map((j) => jobRow(route, cols, j))
+        : [h("tr", {}, h("td", { colspan: cols.length + 1, class: "empty", text: t("jobs.none", { state: t(`state.${route.status}`) }) }))]);
+    $("jobs-total").textContent = t("jobs.total", { count: fmtNum(total) });
+    const last = start + jobs.data.length;
+    $("page-info").textContent = jobs.data.length
+      ? t("pager.range", { from: fmtNum(start + 1), to: fmtNum(last), total: fmtNum(Math.max(total, last)) })
+      : t("pager.empty", { total: fmtNum(total) });
     $("page-prev").disabled = route.page === 0;
     $("page-next").disabled = start + PAGE_SIZE >= total;
     $("page-prev").onclick = () => { location.hash = href({ ...route, page: route.page - 1 }); };
     $("page-next").onclick = () => { location.hash = href({ ...route, page: route.page + 1 }); };
   }
 
-  function jobActions(queue, j) {
+  function ageText(ms) {
+    const found = GRACES.find(([, v]) => v === ms);
+    if (!found) return fmtDuration(ms);
+    if (found[0] === "hour") return fmtUnit(1, "hour");
+    if (found[0] === "day") return fmtUnit(1, "day");
+    return fmtUnit(7, "day");
+  }
+
+  function jobActions(route, queue, j) {
+    if (readOnly()) return [];
     const base = `${q(queue)}/jobs/${encodeURIComponent(j.id)}`;
+    const vars = { id: j.id };
     const out = [];
     if (j.status === "failed") {
-      out.push(h("button", { type: "button", data: { action: "retry" }, text: "Retry",
-        onclick: () => act(`Retry job ${j.id}?`, `${base}/retry`) }));
+      out.push(h("button", { type: "button", data: { action: "retry" }, text: t("action.retry"),
+        onclick: () => act(route, { ask: t("confirm.retryJob", vars), path: `${base}/retry`, done: t("done.retryJob", vars) }) }));
     }
     if (j.status === "delayed") {
-      out.push(h("button", { type: "button", data: { action: "promote" }, text: "Promote",
-        onclick: () => act(`Run delayed job ${j.id} now?`, `${base}/promote`) }));
+      out.push(h("button", { type: "button", data: { action: "promote" }, text: t("action.promote"),
+        onclick: () => act(route, { ask: t("confirm.promoteJob", vars), path: `${base}/promote`, done: t("done.promoteJob", vars) }) }));
     }
-    if (j.status !== "active") {
-      out.push(h("button", { type: "button", class: "danger", data: { action: "remove" }, text: "Remove",
+    if (j.status !== "active" && !isScheduleRun(j)) {
+      out.push(h("button", { type: "button", class: "danger", data: { action: "remove" }, text: t("action.remove"),
         onclick: async () => {
-          const removed = await act(`Remove job ${j.id}? This cannot be undone.`, base, "DELETE");
+          const removed = await act(route, { ask: t("confirm.removeJob", vars), path: base, method: "DELETE", done: t("done.removeJob", vars) });
           if (removed && parseRoute().view === "job") {
             location.hash = href({ view: "queue", queue, status: j.status });
           }
@@ -457,50 +797,146 @@
     return out;
   }
 
-  function jobRow(queue, j) {
-    return h("tr", { data: { job: j.id } },
-      h("td", { class: "title" }, h("a", { href: href({ view: "job", queue, job: j.id }), text: j.id })),
-      h("td", { "data-label": "Name", text: j.name }),
-      h("td", { "data-label": "Created", text: fmtTime(j.createdAt) }),
-      h("td", { class: "num", "data-label": "Attempts", text: fmtNum(j.attempts) }),
-      h("td", { class: "preview wide", "data-label": "Data" }, h("code", { text: preview(j.data) })),
-      h("td", { class: "row-actions" }, jobActions(queue, j)));
+  function jobRow(route, cols, j) {
+    const cells = cols.map((c) => {
+      if (c.key === "id") {
+        return h("td", { class: "title" }, h("a", { href: href({ view: "job", queue: route.queue, job: j.id }), text: j.id }));
+      }
+      const td = c.cell(j);
+      td.setAttribute("data-label", t(`col.${c.key}`));
+      return td;
+    });
+    return h("tr", { data: { job: j.id } }, cells, h("td", { class: "row-actions" }, jobActions(route, route.queue, j)));
   }
 
   // -- one job ----------------------------------------------------------------------------
 
+  // Without better knowledge, a frame from a dependency (site-packages, node_modules, the
+  // standard library) or from the machinery every job runs through (kk/queues) is library.
+  const LIB_FRAME = /site-packages|dist-packages|node_modules|[\\/]lib[\\/]python\d|node:internal|<frozen |(^|[\\/"])kk[\\/]queues[\\/]/;
+  const FRAME = /^\s*(File "|at )/;
+  const lastTwo = (path) => path.split(/[\\/]/).slice(-2).join("/");
+
+  // "ours" when the frame is in the queue's processor package (the operator's code), as the
+  // server reports it; paths in traces are relative to the code root or cut to ".../a/b.py".
+  function frameKind(line, code) {
+    const m = line.match(/File "([^"]+)"/) || line.match(/\(([^()]+?)(:\d+)*\)\s*$/) || line.match(/at (\S+?)(:\d+)*\s*$/);
+    const path = m ? m[1] : line;
+    if (code && code.codePaths.length) {
+      const ours = code.codePaths.some((p) => path.includes(p) || (p.endsWith(".py") && lastTwo(path) === lastTwo(p)));
+      return ours ? "ours" : "lib";
+    }
+    return LIB_FRAME.test(line) ? "lib" : "ours";
+  }
+
+  function traceBlock(text, code) {
+    const full = String(text ?? "");
+    if (full.length > TRACE_CHARS) return longText(`trace:${full.length}`, full);
+    const pre = h("pre", { class: "code trace" });
+    let kind = null; // the frame the indented lines below belong to
+    for (const line of full.split("\n")) {
+      if (FRAME.test(line)) {
+        kind = frameKind(line, code);
+        pre.append(h("span", { class: `frame ${kind}`, data: { frame: kind } }, line), "\n");
+      } else if (kind && /^\s{4,}/.test(line)) {
+        // The source line (and its ^^^ marks) under a Python frame belong to it.
+        pre.append(h("span", { class: `frame ${kind}` }, line), "\n");
+      } else {
+        kind = null;
+        pre.append(h("span", { class: "msg" }, line), "\n");
+      }
+    }
+    return pre;
+  }
+
+  // BullMQ appends one trace per failed attempt (the oldest dropped past stackTraceLimit):
+  // the last one belongs to the last attempt. When each ended comes from the event stream
+  // (recent jobs); the last failure's time is also the job's own finishedOn.
+  function traces(j, code, times) {
+    const list = j.stacktrace || [];
+    const newest = j.attempts || list.length;
+    const ended = new Map((times || []).filter((a) => a.endedAt).map((a) => [a.attempt, a.endedAt]));
+    const lastFailed = j.status === "failed" ? j.finishedOn : null;
+    return list.map((text, i) => {
+      const n = newest - (list.length - 1 - i);
+      return { n, text, time: ended.get(n) || (i === list.length - 1 ? lastFailed : null) };
+    })
+      .reverse()
+      .map(({ n, text, time }) => h("section", { class: "attempt", data: { attempt: n } },
+        h("h4", { text: time ? t("job.attemptAt", { n, time: fmtTime(time) }) : t("job.attempt", { n }) }),
+        traceBlock(text, code)));
+  }
+
+  // Attempt times of a job: read again only when its attempts or state change.
+  const attemptCache = new Map();
+
+  async function attemptTimes(route, j) {
+    if (!j.stacktrace || !j.stacktrace.length) return null;
+    const key = JSON.stringify([route.queue, j.id, j.attempts, j.status]);
+    if (!attemptCache.has(key)) {
+      const path = `/api/queue-dashboard/queues/${encodeURIComponent(route.queue)}/jobs/${encodeURIComponent(j.id)}/attempts`;
+      const answer = await api(path).catch(() => null);
+      if (!answer) return null;
+      if (attemptCache.size > 50) attemptCache.clear();
+      attemptCache.set(key, answer.data.attempts);
+    }
+    return attemptCache.get(key);
+  }
+
+  // Asked once per queue: it changes only with the configuration.
+  const codeCache = new Map();
+
+  async function processorCode(queue) {
+    if (!codeCache.has(queue)) {
+      const answer = await api(`/api/queue-dashboard/queues/${encodeURIComponent(queue)}/processor`).catch(() => null);
+      if (!answer) return null; // asked again next time
+      codeCache.set(queue, answer.data);
+    }
+    return codeCache.get(queue);
+  }
+
   async function loadJob(route) {
     const base = `${q(route.queue)}/jobs/${encodeURIComponent(route.job)}`;
-    const [job, logs] = await Promise.all([api(base), api(`${base}/logs?start=0&end=199`).catch(() => null)]);
+    const [job, logs, code] = await Promise.all([
+      api(base),
+      api(`${base}/logs?start=0&end=199`).catch(() => null),
+      processorCode(route.queue),
+    ]);
     const j = job.data;
+    const times = await attemptTimes(route, j);
+    stillOn(route);
     const link = $("job-queue-link");
     link.textContent = route.queue;
     link.setAttribute("href", href({ view: "queue", queue: route.queue, status: j.status }));
     $("job-title").textContent = j.id;
     const logData = logs ? logs.data : { logs: [], count: 0 };
-    render($("job-detail"), [j, logData, [...state.expanded]], () => {
-      const field = (label, value) => [h("dt", { text: label }), h("dd", { text: value })];
+    render($("job-detail"), [j, logData, code, times, [...state.expanded]], () => {
+      const field = (key, value) => [h("dt", { text: t(key) }), h("dd", { data: { fact: key }, text: value })];
       const parts = [
         h("div", { class: "job-head" },
-          h("h2", {}, h("span", { text: j.name }), " ", h("span", { class: `badge ${j.status}`, text: j.status })),
-          h("div", { class: "actions" }, jobActions(route.queue, j))),
+          h("h2", {}, h("span", { text: j.name }), " ", h("span", { class: `badge ${j.status}`, text: t(`state.${j.status}`) })),
+          h("div", { class: "actions" }, jobActions(route, route.queue, j))),
         h("dl", { class: "facts" },
-          field("Id", j.id), field("Attempts", fmtNum(j.attempts)), field("Progress", pretty(j.progress)),
-          field("Priority", fmtNum(j.priority)), field("Delay", `${fmtNum(j.delay)} ms`),
-          field("Created", fmtTime(j.createdAt)), field("Processed", fmtTime(j.processedOn)),
-          field("Finished", fmtTime(j.finishedOn))),
+          field("job.id", j.id), field("job.attempts", attemptsText(j)), field("job.progress", pretty(j.progress)),
+          field("job.priority", fmtNum(j.priority)), field("job.delay", fmtDuration(j.delay)),
+          j.status === "delayed" ? field("job.runsAt", `${fmtTime(runsAt(j))} (${fmtRelative(runsAt(j))})`) : null,
+          field("job.created", fmtTime(j.createdAt)), field("job.processed", fmtTime(j.processedOn)),
+          field("job.finished", fmtTime(j.finishedOn)),
+          field("job.took", fmtDuration(between(j.processedOn, j.finishedOn)))),
       ];
-      if (j.failedReason) parts.push(h("h3", { text: "Failed reason" }), longText("failedReason", j.failedReason));
-      parts.push(h("h3", { text: "Data" }), longText("data", pretty(j.data)));
-      if (j.returnValue !== null && j.returnValue !== undefined) {
-        parts.push(h("h3", { text: "Return value" }), longText("returnValue", pretty(j.returnValue)));
-      }
+      if (isScheduleRun(j)) parts.push(h("p", { class: "muted", text: t("job.scheduleRun") }));
+      if (j.failedReason) parts.push(h("h3", { text: t("job.failedReason") }), longText("failedReason", j.failedReason));
       if (j.stacktrace && j.stacktrace.length) {
-        parts.push(h("h3", { text: "Stack trace" }), longText("stacktrace", j.stacktrace.join("\n\n")));
+        parts.push(h("h3", { text: t("job.traces") }), h("p", { class: "muted", text: t("job.tracesHint") }),
+          h("div", { class: "traces" }, traces(j, code, times)));
       }
-      parts.push(h("h3", { text: `Logs (${logData.count})` }),
-        logData.count ? longText("logs", logData.logs.join("\n")) : h("p", { class: "muted", text: "No log lines." }));
-      parts.push(h("h3", { text: "Options" }), longText("opts", pretty(j.opts)));
+      parts.push(h("h3", { text: t("job.data") }), longText("data", pretty(j.data)));
+      if (j.returnValue !== null && j.returnValue !== undefined) {
+        parts.push(h("h3", { text: t("job.returnValue") }), longText("returnValue", pretty(j.returnValue)));
+      }
+      parts.push(h("h3", { text: t("job.logs", { count: fmtNum(logData.count) }) }),
+        logData.count ? longText("logs", logData.logs.join("\n")) : h("p", { class: "muted", text: t("job.noLogs") }));
+      parts.push(h("h3", { text: t("job.options") }), longText("opts", pretty(j.opts)));
       return parts;
     });
   }
@@ -519,29 +955,27 @@
       return;
     }
     const route = parseRoute();
-    if (!state.route || href(state.route) !== href(route)) {
+    const key = href(route);
+    if (!state.route || href(state.route) !== key) {
       if (!state.route || state.route.job !== route.job) state.expanded.clear();
       state.route = route;
+      clearViews();
     }
-    show(route.view);
     try {
       if (route.view === "queue") await loadQueue(route);
       else if (route.view === "job") await loadJob(route);
-      else await loadOverview();
-      live(`Updated ${new Date().toLocaleTimeString()}`, true);
+      else await loadOverview(route);
+      state.shown = key;
+      show(route.view);
+      state.updatedAt = new Date();
+      live("live.updated", true);
       // Clear only an error this loop showed; an action's error stays until the next action.
       if (state.loadError) {
         state.loadError = false;
         banner("");
       }
     } catch (e) {
-      live("Not updated", false);
-      if (e.status === 401) signedOut(); // the session expired or its key was removed
-      else {
-        state.loadError = true;
-        if (route.view === "job" && e.code === "JOB_NOT_FOUND") banner(`Job "${route.job}" was not found (removed?).`);
-        else banner(explain(e));
-      }
+      if (!(e instanceof Stale)) failed(route, e);
     } finally {
       state.busy = false;
       if (state.again) {
@@ -551,38 +985,83 @@
     }
   }
 
-  function schedule() {
-    clearTimeout(state.timer);
-    state.timer = setTimeout(async () => {
-      if (!document.hidden) await refresh();
-      schedule();
-    }, POLL_MS);
+  function failed(route, e) {
+    live("live.notUpdated", false);
+    if (e.status === 401) {
+      signedOut(); // the session expired or its key was removed
+      return;
+    }
+    const clientError = e.status >= 400 && e.status < 500;
+    if (clientError || state.shown !== href(route)) {
+      // Nothing of this view can be trusted (or it never loaded): show the error alone.
+      showError(route, e);
+    } else {
+      // A passing server or network failure: the last good data stays, marked not updated.
+      state.loadError = true;
+      banner(explain(e, route));
+    }
   }
 
-  function init() {
+  function schedule() {
+    clearTimeout(state.timer);
+    if (prefs.paused) return;
+    state.timer = setTimeout(async () => {
+      if (!document.hidden && !prefs.paused) await refresh();
+      schedule();
+    }, prefs.interval * 1000);
+  }
+
+  function loadPrefs() {
+    const saved = Number(localStorage.getItem(STORE.interval));
+    prefs.interval = INTERVALS.includes(saved) ? saved : DEFAULT_INTERVAL;
+    prefs.paused = localStorage.getItem(STORE.paused) === "1";
+  }
+
+  function setRefresh(changes) {
+    Object.assign(prefs, changes);
+    localStorage.setItem(STORE.interval, String(prefs.interval));
+    localStorage.setItem(STORE.paused, prefs.paused ? "1" : "0");
+    fillSelects();
+    showLive();
+    if (!prefs.paused && changes.paused === false) refresh();
+    schedule();
+  }
+
+  async function findJob(ev) {
+    ev.preventDefault();
+    const id = $("search-id").value.trim();
+    const route = parseRoute();
+    if (!id || route.view !== "queue") return;
+    try {
+      await api(`${q(route.queue)}/jobs/${encodeURIComponent(id)}`);
+      location.hash = href({ view: "job", queue: route.queue, job: id });
+    } catch (e) {
+      banner(e.code === "JOB_NOT_FOUND" ? t("search.notFound", { id, queue: route.queue }) : explain(e));
+    }
+  }
+
+  async function init() {
     localStorage.removeItem(OLD_KEY_STORE);
+    loadPrefs();
+    await setLang(pickLang());
     $("login-form").addEventListener("submit", signIn);
     $("logout").addEventListener("click", signOut);
-    $("search-form").addEventListener("submit", async (ev) => {
-      ev.preventDefault();
-      const id = $("search-id").value.trim();
-      const route = parseRoute();
-      if (!id || route.view !== "queue") return;
-      try {
-        await api(`${q(route.queue)}/jobs/${encodeURIComponent(id)}`);
-        location.hash = href({ view: "job", queue: route.queue, job: id });
-      } catch (e) {
-        banner(e.code === "JOB_NOT_FOUND" ? `No job "${id}" in ${route.queue}.` : explain(e));
-      }
+    $("search-form").addEventListener("submit", findJob);
+    $("lang").addEventListener("change", async () => {
+      localStorage.setItem(STORE.lang, $("lang").value);
+      await setLang($("lang").value);
+      if (state.shown) refresh();
     });
+    $("refresh-interval").addEventListener("change", () => setRefresh({ interval: Number($("refresh-interval").value) }));
+    $("refresh-toggle").addEventListener("click", () => setRefresh({ paused: !prefs.paused }));
     window.addEventListener("hashchange", () => {
       banner("");
       refresh();
     });
     document.addEventListener("visibilitychange", () => {
-      if (!document.hidden) refresh();
+      if (!document.hidden && !prefs.paused) refresh();
     });
-    refresh();
+    await refresh();
     schedule();
   }
 
