@@ -40,10 +40,16 @@ test: $(DEV)
 	fi
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(DEV)
 	$(BIN)/ruff check src tests bench
+
+typecheck: $(DEV)
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(DEV)
 	$(BIN)/ruff format src tests bench

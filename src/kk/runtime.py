@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kk.cache.lifecycle import CacheRuntime
+from kk.compat import check_versions
 from kk.db.engine import create_engine
 from kk.infra.embedded_redis import EmbeddedRedis
 from kk.infra.redis_client import api_client
@@ -57,6 +58,7 @@ class Runtime:
         concurrency: int | None = None,
         job_listeners: Iterable[JobListener] = (),
     ) -> Runtime:
+        check_versions(settings.tuned_worker)  # before anything uses the libraries' internals
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         embedded = None
         if settings.redis_url:
@@ -65,7 +67,7 @@ class Runtime:
             embedded = EmbeddedRedis(settings.data_dir)
             redis_url = embedded.start()
             embedded.start_supervision()
-        redis = api_client(redis_url, settings.redis_timeout_s)
+        redis = api_client(redis_url, settings.redis_timeout_s, tuned=settings.tuned_worker)
         processors = load_processors(settings)
         queues = QueueService(redis, settings, processors)
         runtime = cls(settings, redis_url, redis, queues, embedded)

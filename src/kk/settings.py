@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     # Queues and workers.
     queues: dict[str, QueueConfig] = Field(default_factory=_default_queues)
     run_workers: bool = True
+    # The tuned worker, batched adds and lean Redis pools use private parts of bullmq and
+    # redis-py (kk.compat, pinned versions); false runs on their stock, public API.
+    tuned_worker: bool = True
     worker_queues: list[str] | None = None
     # `kk worker` serves /metrics on this port when set (off by default), on loopback
     # unless a host is given.

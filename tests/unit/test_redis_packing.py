@@ -6,7 +6,7 @@ import pytest
 from redis.asyncio.connection import Connection
 from redis.exceptions import DataError
 
-from kk.infra.redis_client import _hiredis_packing
+from kk.compat.redis_pool import _hiredis_packing
 
 COMMANDS = [
     ("SET", "key", "value"),

@@ -43,7 +43,9 @@ class CacheRuntime:
     async def start(cls, settings: Settings, redis: Redis, engine: AsyncEngine) -> CacheRuntime:
         own = None
         if settings.cache_redis_url:
-            own = api_client(settings.cache_redis_url, settings.redis_timeout_s)
+            own = api_client(
+                settings.cache_redis_url, settings.redis_timeout_s, tuned=settings.tuned_worker
+            )
         cache = CacheService(own or redis, settings)
         ready = asyncio.Event()
         users = UserLookup(cache, engine, settings, ready)

@@ -12,23 +12,23 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import functools
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.connection import (
-    AbstractConnection,
-    BlockingConnectionPool,
-    ConnectionPool,
-)
+from redis.asyncio.connection import ConnectionPool
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
-from redis.exceptions import BusyLoadingError, ConnectionError, DataError, TimeoutError
+from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
+
+from kk.compat.redis_pool import (
+    FastBlockingConnectionPool,
+    LeanConnectionPool,
+    ResetCheckingBlockingPool,
+)
 
 _RETRYABLE = [BusyLoadingError, ConnectionError, TimeoutError]
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
@@ -143,6 +143,7 @@ class BoundedRedis(aioredis.Redis):
 def connect(
     url: str,
     pool_class: type[ConnectionPool] | None = None,
+    *,
     redis_class: type[aioredis.Redis] = aioredis.Redis,
     **options: Any,
 ) -> aioredis.Redis:
@@ -168,7 +169,8 @@ def connect(
     if parts.scheme in CLUSTER_SCHEMES:
         user, password, nodes = _hosts(parts.netloc, 6379)
         options.pop("max_connections", None)
-        return RedisCluster(
+        # Not a `Redis` subclass, but the same command API: callers use it as one.
+        return RedisCluster(  # type: ignore[return-value]
             startup_nodes=[ClusterNode(h, p) for h, p in nodes],
             username=user,
             password=password,
@@ -180,104 +182,26 @@ def connect(
     return redis_class.from_pool(pool_class.from_url(url, **options))
 
 
-def _pack_with_hiredis(self: AbstractConnection, *args: Any) -> list[bytes]:
-    """redis-py's sync connections pack commands with hiredis, its asyncio ones in Python
-    (about 8 µs for a BullMQ script call against 1 µs); the bytes are the same."""
-    if isinstance(args[0], str):  # 'CONFIG GET' and the like go as separate words
-        args = (*args[0].encode().split(), *args[1:])
-    elif b" " in args[0]:
-        args = (*args[0].split(), *args[1:])
-    try:
-        return [hiredis.pack_command(args)]
-    except TypeError:
-        pass
-    args = tuple(bytes(a) if isinstance(a, bytearray | memoryview) else a for a in args)
-    try:
-        return [hiredis.pack_command(args)]
-    except TypeError as exc:  # what redis-py raises for a bool, None, ...
-        raise DataError(f"Invalid input in a Redis command: {exc}") from None
-
-
-@functools.cache
-def _hiredis_packing(connection_class: type[AbstractConnection]) -> type[AbstractConnection]:
-    return type(
-        connection_class.__name__, (connection_class,), {"pack_command": _pack_with_hiredis}
-    )
-
-
-class _HiredisPacking(ConnectionPool):
-    """A pool whose connections pack commands with hiredis."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.connection_class = _hiredis_packing(self.connection_class)
-
-
-def was_reset(connection: AbstractConnection) -> bool:
-    """True when the peer reset this idle connection (Redis restarted, a proxy or load
-    balancer dropped it). redis-py's check before reuse looks for pending bytes or an EOF,
-    but a reset sets the stream's exception instead, so the next command would be written
-    to a dead socket and fail after it may count as sent. Checked here, nothing has left
-    yet: reconnecting is safe, and a command is never sent twice."""
-    reader = getattr(connection, "_reader", None)
-    writer = getattr(connection, "_writer", None)
-    if reader is None or writer is None:
-        return False
-    return reader.exception() is not None or writer.transport.is_closing()
-
-
-class FastBlockingConnectionPool(_HiredisPacking, BlockingConnectionPool):
-    async def ensure_connection(self, connection: AbstractConnection) -> None:
-        if was_reset(connection):
-            await connection.disconnect()
-        await super().ensure_connection(connection)
-
-
-class LeanConnectionPool(_HiredisPacking, ConnectionPool):
-    """redis-py 8's pool takes a lock, emits observability events and polls the socket for
-    stray bytes around every command: a large share of a busy worker's time. A connection
-    interrupted mid-command is disconnected by redis-py itself, so the poll is redundant;
-    this pool just hands connections out and takes them back."""
-
-    async def get_connection(self, command_name=None, *keys, **options):  # type: ignore[override]
-        try:
-            connection = self._available_connections.pop()
-        except IndexError:  # none idle: let the base class create one (and count it)
-            return await super().get_connection(command_name, *keys, **options)
-        self._in_use_connections.add(connection)
-        if was_reset(connection):
-            await connection.disconnect()
-        if not connection.is_connected:
-            try:
-                await self.ensure_connection(connection)
-            except BaseException:
-                await self.release(connection)
-                raise
-        return connection
-
-    async def release(self, connection: AbstractConnection) -> None:  # type: ignore[override]
-        self._in_use_connections.discard(connection)
-        if connection.should_reconnect():
-            await connection.disconnect()
-        self._available_connections.append(connection)
-
-
-def api_client(url: str, timeout_s: float, max_connections: int = 64) -> aioredis.Redis:
+def api_client(
+    url: str, timeout_s: float, max_connections: int = 64, tuned: bool = True
+) -> aioredis.Redis:
     """For request handlers: every command ends within `timeout_s` (waiting for a pooled
     connection included), so a hung or absent Redis answers 503 within that bound.
     A burst of requests larger than the pool waits for a free connection (up to the
     timeout) instead of failing: redis-py's default pool raises when it is exhausted.
 
-    No command is ever sent twice. redis-py's retry re-sends a command after a timeout or
+    No write is ever sent twice. redis-py's retry re-sends a command after a timeout or
     a dropped connection, when it may already have run: for an add without a job id (a
     Lua script that takes the next id) that is a second job. A stale pooled connection is
     still replaced before use (the pool checks it), so a retry would only paper over a
-    Redis that is really away, and the client, told 503, decides."""
+    Redis that is really away, and the client, told 503, decides. Reads alone are sent
+    again once on a fresh connection (see `BoundedRedis`)."""
     standalone = redis_mode_of(url) == "standalone"
+    pool = FastBlockingConnectionPool if tuned else ResetCheckingBlockingPool
     return connect(
         url,
-        FastBlockingConnectionPool if standalone else None,
-        BoundedRedis,
+        pool if standalone else None,
+        redis_class=BoundedRedis,
         decode_responses=True,
         socket_timeout=timeout_s,
         socket_connect_timeout=min(timeout_s, 2.0),
@@ -288,22 +212,23 @@ def api_client(url: str, timeout_s: float, max_connections: int = 64) -> aioredi
     )
 
 
-def worker_client(url: str, max_connections: int = 256) -> aioredis.Redis:
+def worker_client(url: str, max_connections: int = 256, tuned: bool = True) -> aioredis.Redis:
     """For workers: no socket timeout, because BullMQ blocks (BZPOPMIN) for up to 10 s and
     redis-py 8's 5 s default timeout would break the wait; reconnects with backoff. A worker
     uses at most one connection per slot plus a few (blocking wait, locks, stalled check):
     size `max_connections` above its concurrency."""
     # Keepalive probes notice a peer that vanished without a reset (TCP only).
-    tcp = {} if url.startswith("unix://") else {"socket_keepalive": True}
+    extra: dict[str, Any] = {} if url.startswith("unix://") else {"socket_keepalive": True}
+    if redis_mode_of(url) != "cluster":
+        extra["health_check_interval"] = 30
     return connect(
         url,
-        LeanConnectionPool if redis_mode_of(url) == "standalone" else None,
+        LeanConnectionPool if tuned and redis_mode_of(url) == "standalone" else None,
         decode_responses=True,
         socket_timeout=None,
         socket_connect_timeout=5,
         retry=Retry(ExponentialWithJitterBackoff(base=0.1, cap=5), 20),
         retry_on_error=_RETRYABLE,
         max_connections=max_connections,
-        **tcp,
-        **({} if redis_mode_of(url) == "cluster" else {"health_check_interval": 30}),
+        **extra,
     )

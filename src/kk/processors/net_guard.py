@@ -24,6 +24,8 @@ from typing import Any
 import httpcore
 import httpx
 
+from kk.compat.pinned_http import PinnedTransport
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -192,15 +194,6 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-class _PinnedTransport(httpx.AsyncHTTPTransport):
-    def __init__(self, backend: _PinnedBackend) -> None:
-        super().__init__(trust_env=False)
-        # httpx has no public hook for the network backend; its httpcore pool has one.
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False), network_backend=backend
-        )
-
-
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     default = 443 if url.scheme == "https" else 80
     return url.scheme, url.host.rstrip(".").lower(), url.port or default
@@ -265,7 +258,7 @@ async def fetch_bytes(
             follow_redirects=False,
             trust_env=False,
             timeout=timeout_s,
-            transport=_PinnedTransport(backend),
+            transport=PinnedTransport(backend),
         ) as client:
             current = url
             _target(url)  # a malformed URL is refused before anything else

@@ -22,12 +22,13 @@ from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
+from kk.compat.add_batcher import AddBatcher
+from kk.compat.bullmq_private import get_jobs_raw, get_jobs_sha
 from kk.errors import AppError, ErrorCode, field_errors, summary
 from kk.infra.redis_client import BoundedRedis
 from kk.json_text import client_json, too_deep
 from kk.processors.base import ProcessorSpec
 from kk.processors.paths import strip_server_paths
-from kk.queues.add_batcher import AddBatcher
 from kk.queues.names import is_reserved_job_id, validate_queue_name
 from kk.queues.schemas import CleanableStatus, JobOptions, JobStatus, JobView, QueueStats
 from kk.settings import QueueConfig, Settings
@@ -154,13 +155,15 @@ class QueueService:
             name: Queue(name, {"connection": redis, "prefix": self.prefix})
             for name in settings.queues
         }
-        # Redis Cluster refuses pipelined EVALSHA across slots: adds go one by one there.
-        self._batcher = None if isinstance(redis, RedisCluster) else AddBatcher(redis)
+        # Redis Cluster refuses pipelined EVALSHA across slots: adds go one by one there, and
+        # in stock mode (`Queue.add`, public API only).
+        batching = settings.tuned_worker and not isinstance(redis, RedisCluster)
+        self._batcher = AddBatcher(redis) if batching else None
         self._job_hash = redis.register_script(_JOB_HASH)
         if isinstance(redis, BoundedRedis) and self._queues:
             # Listings only read: sent again if a connection drops under them (see there).
             any_queue = next(iter(self._queues.values()))
-            redis.register_read_only_script(any_queue.scripts.commands["getJobs"].sha)
+            redis.register_read_only_script(get_jobs_sha(any_queue))
 
     @property
     def names(self) -> list[str]:
@@ -201,7 +204,7 @@ class QueueService:
         state = _STATE_KEY[status]
         keys = [self.key(name, "")]
         args = [start, end, "1" if status in _ASCENDING else "0", _GET_JOBS_MAX_BACKFILL, state]
-        groups = await queue.scripts.commands["getJobs"](keys=keys, args=args)
+        groups = await get_jobs_raw(queue, keys, args)
         views = []
         for group in groups:
             for job_id, fields in group:

@@ -17,10 +17,10 @@ from typing import Any, Protocol
 from bullmq import Job, Worker
 from redis.asyncio import Redis
 
+from kk.compat.chaining_worker import ChainingWorker
 from kk.infra.redis_client import worker_client
 from kk.logs import job_fields_var
 from kk.processors.base import JobContext, ProcessorSpec
-from kk.queues.fast_worker import ChainingWorker
 from kk.queues.worker_errors import WorkerErrors
 from kk.settings import Settings
 
@@ -63,6 +63,7 @@ class WorkerPool:
         self.workers: dict[str, Worker] = {}
         self._clients: list[Redis] = []
         self._runs: dict[str, asyncio.Task[None]] = {}
+        self._first_checks: dict[str, asyncio.Future[None]] = {}
         self.listeners: list[JobListener] = []
         # Errors bullmq's loop swallows and retries (Redis full, ...): logged and counted.
         self.errors = WorkerErrors()
@@ -72,9 +73,13 @@ class WorkerPool:
             assert spec is not None
             cfg = self.settings.queues[name]
             concurrency = self.concurrency or cfg.concurrency
-            client = worker_client(self.redis_url, max_connections=2 * concurrency + 16)
+            tuned = self.settings.tuned_worker
+            client = worker_client(
+                self.redis_url, max_connections=2 * concurrency + 16, tuned=tuned
+            )
             self._clients.append(client)
-            self.workers[name] = ChainingWorker(
+            engine = ChainingWorker if tuned else Worker
+            self.workers[name] = engine(
                 name,
                 self._wrap(name, spec),
                 {
@@ -97,13 +102,22 @@ class WorkerPool:
             )
             self.workers[name].on("error", self.errors.listener(name))
             self._runs[name] = asyncio.get_running_loop().create_task(self._supervise(name))
-        log.info("Workers started for: %s", ", ".join(self.workers) or "(none)")
+        log.info(
+            "Workers started for: %s (%s bullmq worker)",
+            ", ".join(self.workers) or "(none)",
+            "tuned" if self.settings.tuned_worker else "stock",
+        )
 
     async def _supervise(self, name: str) -> None:
         """Run a worker's loop and start it again if it crashes (e.g. Redis was away when
         it started), instead of leaving the queue without a worker."""
         worker = self.workers[name]
         while not worker.closing:
+            # bullmq checks for stalled jobs one interval after start, then every interval: a
+            # worker restarted more often than that (crash loop, rolling deploys) would never
+            # recover a dead worker's jobs. Check at once too; the check's own Redis guard
+            # (`stalled-check`, one per interval) keeps this from adding load.
+            self._first_checks[name] = asyncio.ensure_future(worker.runStalledJobsCheck())
             try:
                 await worker.run()
             except Exception:
@@ -170,12 +184,9 @@ class WorkerPool:
     async def _keep_locks(self, worker: Worker) -> None:
         duration = self.settings.lock_duration_ms
         while True:
-            jobs = list(worker.jobs)
-            if jobs:
+            if worker.jobs:
                 with contextlib.suppress(Exception):
-                    await worker.backend.extendLocks(
-                        [str(job.id) for job, _ in jobs], [token for _, token in jobs], duration
-                    )
+                    await worker.extendLocks()  # every active job's, by its lockDuration
             await asyncio.sleep(duration / 3000)
 
     async def close(self, grace_s: float | None = None) -> None:

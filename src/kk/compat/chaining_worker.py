@@ -6,11 +6,14 @@ BZPOPMIN on the marker and moveToActive). BullMQ's `moveToFinished` Lua script c
 back the next job in the same call, locked with the same token — Node's worker relies on
 that. This subclass does the same, so a busy worker spends one round trip per job. The
 Redis data model and the Lua scripts are untouched.
+
+It overrides `Worker.processJob` and uses the worker's private `lockManager`,
+`_processor_wants_signal` and a job's `deferredFailure`: written for the `bullmq` version in
+`kk.compat.TUNED_ONLY` (`KK_TUNED_WORKER=false` runs the stock `bullmq.Worker` instead).
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -21,16 +24,6 @@ from bullmq.custom_errors.waiting_children_error import WaitingChildrenError
 
 
 class ChainingWorker(Worker):
-    _first_stalled_check: asyncio.Task[None] | None = None
-
-    async def run(self) -> None:
-        # bullmq checks for stalled jobs one interval after start, then every interval: a
-        # worker restarted more often than that (crash loop, rolling deploys) would never
-        # recover a dead worker's jobs. Check at once too; the check's own Redis guard
-        # (`stalled-check`, one per interval) keeps this from adding load.
-        self._first_stalled_check = asyncio.ensure_future(self.runStalledJobsCheck())
-        await super().run()
-
     async def nextJobFromJobData(
         self,
         job_data: dict | None = None,
