@@ -20,6 +20,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from kk.text import printable
+
 log = logging.getLogger("kk.errors")
 
 
@@ -245,7 +247,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
         # Said without the exception's text: redis-py's names hosts and ports.
-        log.warning("Redis unavailable on %s: %s", request.url.path, exc)
+        log.warning("Redis unavailable on %s: %s", printable(request.url.path), exc)
         if isinstance(exc, RedisTimeoutError):
             message = "Redis did not answer in time; retry later"
         else:
@@ -267,8 +269,8 @@ def install_error_handlers(app: FastAPI) -> None:
         request_id = getattr(request.state, "request_id", None)
         log.exception(
             "Unhandled error on %s %s",
-            request.method,
-            request.url.path,
+            printable(request.method),
+            printable(request.url.path),
             extra={"request_id": request_id} if request_id else None,
         )
         return error_response(request.url.path, ErrorCode.INTERNAL_ERROR, "Internal server error")

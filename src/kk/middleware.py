@@ -12,27 +12,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kk.errors import ErrorCode, error_response
 from kk.logs import request_id_var
+from kk.text import printable
 
 log = logging.getLogger("kk.http")
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-# Control characters (a decoded `%0A` in a path would start a forged log line), and the
-# Unicode line separators some log viewers also break on.
-_UNPRINTABLE_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # Request ids: random per process, then a counter (uuid4 per request costs a syscall).
 _ID_PREFIX = uuid.uuid4().hex[:16]
 _id_counter = itertools.count(1)
-
-
-def printable(text: str) -> str:
-    """`text` with control characters written as escapes (`\\x0a`), for a log line."""
-    if _UNPRINTABLE_RE.search(text) is None:
-        return text
-    return _UNPRINTABLE_RE.sub(_escape, text)
-
-
-def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def _new_request_id() -> str:

@@ -7,7 +7,7 @@ import pytest
 from kk.edge.config import check_key_strength, normalise_host, normalise_origin
 from kk.edge.host_check import host_name
 from kk.edge.proxies import TrustedProxies
-from kk.middleware import printable
+from kk.text import printable
 
 
 @pytest.mark.parametrize(
