@@ -27,6 +27,7 @@ from kk.metrics.registry import AppMetrics
 from kk.metrics.router import router as metrics_router
 from kk.middleware import BodySizeLimit, RequestLog
 from kk.openapi import install_openapi
+from kk.queues.events import EventStreams
 from kk.queues.hot_add import HotAdd
 from kk.queues.router import router as queues_router
 from kk.runtime import Runtime
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if runtime.workers is not None:  # kk_worker_redis_errors_total
             metrics.registry.register(runtime.workers.errors)
         app.state.queues = runtime.queues
+        app.state.event_streams.start(runtime.redis_url)
         # Start-up objects live as long as the process: move them out of the collector's
         # reach, so full collections stay short and don't stall requests.
         gc.collect()
@@ -86,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await app.state.event_streams.close()
             await app.state.health.close()
             await runtime.stop()
 
@@ -102,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics = AppMetrics()
     app.state.metrics = metrics
     app.state.health = HealthService(settings, metrics.observe_redis("health"))
+    app.state.event_streams = EventStreams(settings)  # result waits and SSE (kk.queues.events)
     install_error_handlers(app)
     install_openapi(app)
     install_docs(app)

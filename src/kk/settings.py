@@ -138,7 +138,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, ge=1024)
     max_job_data_bytes: int = Field(65_536, ge=256)
     max_page_size: int = Field(1000, ge=1)
+    # Open result waits and event streams (each holds a Redis connection): per client IP
+    # and per process; over either limit a request gets 429.
+    event_streams_per_client: int = Field(5, ge=1, le=10_000)
+    event_streams_total: int = Field(100, ge=1, le=100_000)
+    event_keepalive_s: float = Field(15.0, gt=0, le=300)  # SSE comment when nothing happens
     max_delay_ms: int = Field(365 * 86_400_000, ge=0)
+    # Dashboard search reads at most this many jobs of one state (newest first).
+    dashboard_search_max_scan: int = Field(5000, ge=1, le=1_000_000)
 
     # Processors.
     smtp_url: str | None = None

@@ -14,9 +14,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
+from kk.dashboard import bulk
 from kk.dashboard.alerts import evaluate
 from kk.dashboard.schemas import (
     AlertView,
+    BulkAction,
+    BulkResult,
     Done,
     HealthData,
     HealthMetrics,
@@ -27,6 +30,7 @@ from kk.dashboard.schemas import (
     QueuesHealth,
     RunNow,
     ScheduleView,
+    SearchResult,
     Series,
     Throughput,
     ThroughputAll,
@@ -34,10 +38,12 @@ from kk.dashboard.schemas import (
     ThroughputTotals,
     Totals,
 )
+from kk.dashboard.search import search
 from kk.errors import utc_now_iso
 from kk.processors.registry import BUILTIN_PROCESSORS
 from kk.queues import insights
 from kk.queues.router import CheckedQueue, Service
+from kk.queues.schemas import JobStatus
 from kk.queues.snapshot import snapshot
 from kk.schedules.config import SCHEDULE_NAME_RE
 from kk.schedules.manager import ScheduleManager
@@ -171,6 +177,35 @@ async def processor_code(queueName: CheckedQueue, service: Service) -> Envelope[
         if len(parts) > 1:
             paths.append("/".join(parts[:-1]) + "/")
     return Envelope(data=ProcessorCode(queue=queueName, module=module, codePaths=paths))
+
+
+@router.get("/queues/{queueName}/search", dependencies=[Depends(require_read)])
+async def search_jobs(
+    queueName: CheckedQueue,
+    service: Service,
+    q: Annotated[str, Query(min_length=1, max_length=500, description="search terms")],
+    state: JobStatus = JobStatus.waiting,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> Envelope[SearchResult]:
+    """Jobs of one state whose name or data match `q` (`name:welcome`, `to:alice@`,
+    `data.orderId=42`), newest first, reading at most `dashboard_search_max_scan` jobs."""
+    found = await search(service, queueName, state, q, limit)
+    return Envelope(data=SearchResult(**vars(found)))
+
+
+@router.post("/queues/{queueName}/jobs/bulk-action", dependencies=[Depends(require_admin)])
+async def bulk_action(queueName: CheckedQueue, body: BulkAction, service: Service) -> BulkResult:
+    """Retry, remove or promote up to 1000 jobs, each on its own; the answer gives every
+    id's outcome."""
+    results = await bulk.run(service, queueName, body.action, body.ids)
+    done = sum(1 for r in results if r.ok)
+    return BulkResult(
+        message=f"{body.action}: {done} of {len(results)} jobs of '{queueName}'",
+        action=body.action,
+        succeeded=done,
+        failed=len(results) - done,
+        results=results,
+    )
 
 
 @router.get("/scheduled-jobs", dependencies=[Depends(require_read)])

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from kk.queues.schemas import QueueStats
+from kk.queues.schemas import JobView, QueueStats
 
 
 class AlertView(BaseModel):
@@ -159,3 +159,38 @@ class RetriedCount(BaseModel):
 class JobLogs(BaseModel):
     logs: list[str]
     count: int
+
+
+class SearchResult(BaseModel):
+    """Matches of a search, and how much of the state it read: `complete` is false when
+    the scan bound (or the limit of matches) stopped it before the end."""
+
+    jobs: list[JobView]
+    scanned: int
+    total: int
+    complete: bool
+
+
+class BulkAction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["retry", "remove", "promote"]
+    ids: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] = Field(
+        min_length=1, max_length=1000
+    )
+
+
+class BulkOutcome(BaseModel):
+    id: str
+    ok: bool
+    code: str | None = None
+    error: str | None = None
+
+
+class BulkResult(BaseModel):
+    success: Literal[True] = True
+    message: str
+    action: str
+    succeeded: int
+    failed: int
+    results: list[BulkOutcome]

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from kk.processors.base import JobContext, ProcessorSpec, validate_job_data
+from kk.processors.job_log import note, progress
 
 if TYPE_CHECKING:
     from bullmq import Job
@@ -126,22 +127,41 @@ async def process_cleanup(job: Job, ctx: JobContext) -> dict[str, Any]:
     older_than = (
         settings.cleanup_max_age_s if data.olderThanSeconds is None else data.olderThanSeconds
     )
+    trim = data.trimFinishedJobs and not data.dryRun
+    # Progress counts batches: the temp-dir sweep, then one trim per queue.
+    names = list(ctx.queues.names) if trim else []
+    total, done = int(data.cleanTempFiles) + len(names), 0
     sweep = Sweep(cutoff=0, dry_run=data.dryRun)
     if data.cleanTempFiles:
         sweep = await asyncio.to_thread(sweep_temp_dir, settings.temp_dir, older_than, data.dryRun)
+        verb = "would remove" if data.dryRun else "removed"
+        await note(
+            job,
+            f"temp files older than {older_than}s: scanned {sweep.removed + sweep.kept}, "
+            f"{verb} {sweep.removed} ({sweep.freed} bytes), kept {sweep.kept}, "
+            f"removed {sweep.dirs} empty dirs",
+        )
+        done += 1
+        await progress(job, done * 100 // total)
 
     trimmed = 0
-    if data.trimFinishedJobs and not data.dryRun:
+    if trim:
         finished_age = (
             settings.cleanup_finished_age_s
             if data.finishedOlderThanSeconds is None
             else data.finishedOlderThanSeconds
         )
-        for name in ctx.queues.names:
+        for name in names:
             removed = await ctx.queues.clean(
                 name, ["completed", "failed"], grace_ms=finished_age * 1000, limit=None
             )
-            trimmed += sum(removed.values())
+            count = sum(removed.values())
+            trimmed += count
+            await note(job, f"queue '{name}': trimmed {count} finished jobs")
+            done += 1
+            await progress(job, done * 100 // total)
+    if not total:
+        await note(job, "nothing to do: no temp-file sweep and no job trim asked for")
     return {
         "removedFiles": sweep.removed,
         "freedBytes": sweep.freed,

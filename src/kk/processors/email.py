@@ -34,6 +34,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from kk.processors.base import JobContext, ProcessorSpec, validate_job_data
+from kk.processors.job_log import note, progress
 from kk.processors.paths import shown_path, write_atomic
 
 if TYPE_CHECKING:
@@ -210,9 +211,10 @@ def _smtp_options(url: str) -> dict[str, Any]:
     }
 
 
-async def _send_smtp(msg: EmailMessage, smtp_url: str) -> None:
+async def _send_smtp(msg: EmailMessage, smtp_url: str) -> str:
+    """The server's answer to the message ("250 ...")."""
     try:
-        await aiosmtplib.send(msg, **_smtp_options(smtp_url))
+        _, response = await aiosmtplib.send(msg, **_smtp_options(smtp_url))
     except aiosmtplib.SMTPRecipientsRefused as exc:
         if all(500 <= r.code < 600 for r in exc.recipients):
             raise UnrecoverableError(f"recipient refused: {exc.recipients[0].message}") from exc
@@ -222,6 +224,7 @@ async def _send_smtp(msg: EmailMessage, smtp_url: str) -> None:
         if 500 <= exc.code < 600:
             raise UnrecoverableError(f"SMTP server refused: {exc.code} {exc.message}") from exc
         raise
+    return " ".join(str(response).split())[:200]
 
 
 def _write_outbox(outbox: Path, job_id: str | None, msg: EmailMessage) -> Path:
@@ -234,11 +237,16 @@ def _write_outbox(outbox: Path, job_id: str | None, msg: EmailMessage) -> Path:
 async def process_email(job: Job, ctx: JobContext) -> dict[str, Any]:
     data = validate_job_data(EmailJobData, job.data)
     msg = build_message(ctx.settings, job.id, data)
+    await note(job, f"template '{data.template}' rendered for {data.to}")
     path: Path | None = None
     if ctx.settings.smtp_url:
-        await _send_smtp(msg, ctx.settings.smtp_url)
+        answer = await _send_smtp(msg, ctx.settings.smtp_url)
+        await note(job, f"SMTP accepted message {msg['Message-ID']}: {answer}")
     else:
         path = await asyncio.to_thread(_write_outbox, ctx.settings.outbox_dir, job.id, msg)
+        shown = shown_path(path, ctx.settings.data_dir)
+        await note(job, f"outbox file {shown} written (message {msg['Message-ID']})")
+    await progress(job, 100)
     return {
         "messageId": msg["Message-ID"],
         "to": str(data.to),

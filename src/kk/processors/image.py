@@ -21,6 +21,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kk.processors.base import JobContext, ProcessorSpec, validate_job_data
+from kk.processors.job_log import note, progress
 from kk.processors.net_guard import (
     BlockedURLError,
     ResponseTooLargeError,
@@ -223,6 +224,15 @@ def _transform(
     return out.getvalue(), image.width, image.height, fmt
 
 
+def _describe(raw: bytes) -> str:
+    """Size and format from the header alone (no pixels decoded), for the job's log."""
+    try:
+        with Image.open(io.BytesIO(raw), formats=DECODERS) as opened:
+            return f"{opened.size[0]}x{opened.size[1]} {opened.format} ({len(raw)} bytes)"
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError):
+        return f"{len(raw)} bytes, not a readable image"
+
+
 async def process_image(job: Job, ctx: JobContext) -> dict[str, Any]:
     data = validate_job_data(ImageJobData, job.data)
     settings = ctx.settings
@@ -234,12 +244,17 @@ async def process_image(job: Job, ctx: JobContext) -> dict[str, Any]:
     else:
         source = _inside(root, data.source)
         raw = await asyncio.to_thread(_read_file, source, settings.http_max_response_bytes)
+    await note(job, f"image opened: {await asyncio.to_thread(_describe, raw)}")
     encoded, width, height, fmt = await asyncio.to_thread(
         _transform, raw, data, settings.image_max_pixels, settings.image_max_output_pixels
     )
     await asyncio.to_thread(write_atomic, output, encoded)
+    shown = output.relative_to(root.resolve()).as_posix()
+    # One output per job: 1 of 1 written.
+    await note(job, f"output 1/1 written: {shown} {width}x{height} {fmt} ({len(encoded)} bytes)")
+    await progress(job, 100)
     return {
-        "output": output.relative_to(root.resolve()).as_posix(),
+        "output": shown,
         "width": width,
         "height": height,
         "format": fmt,

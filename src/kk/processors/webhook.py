@@ -23,6 +23,7 @@ from bullmq.custom_errors.unrecoverable_error import UnrecoverableError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kk.processors.base import JobContext, ProcessorSpec, validate_job_data
+from kk.processors.job_log import note, progress
 from kk.processors.net_guard import (
     BlockedURLError,
     ResponseTooLargeError,
@@ -193,6 +194,30 @@ async def process_webhook(job: Job, ctx: JobContext) -> dict[str, Any]:
     attempt = job.attemptsMade + 1
     secret = await asyncio.to_thread(webhook_secret, settings)
     body, headers = build_request(job.id, attempt, data, secret)
+    # Without query or credentials: a token in the URL has no business in a log.
+    parts = urlsplit(data.url)
+    shown = f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"
+    started = time.perf_counter()
+    try:
+        status, final_url = await _deliver(data, settings, body, headers)
+    except Exception as exc:
+        ms = (time.perf_counter() - started) * 1000
+        await note(job, f"attempt {attempt}: POST {shown} failed after {ms:.0f} ms: {exc}")
+        raise
+    ms = (time.perf_counter() - started) * 1000
+    await note(job, f"attempt {attempt}: POST {shown} answered {status} in {ms:.0f} ms")
+    if 200 <= status < 300:
+        await progress(job, 100)
+        return {"status": status, "url": final_url, "attempt": attempt}
+    if status in RETRYABLE_STATUSES or status >= 500:
+        raise WebhookDeliveryError(f"receiver answered {status}")
+    raise UnrecoverableError(f"receiver answered {status}; not retried")
+
+
+async def _deliver(
+    data: WebhookJobData, settings: Settings, body: bytes, headers: dict[str, str]
+) -> tuple[int, str]:
+    """(status, final URL) of one POST; errors mapped to retry or fail-for-good."""
     try:
         result = await fetch_bytes(
             data.url,
@@ -203,22 +228,16 @@ async def process_webhook(job: Job, ctx: JobContext) -> dict[str, Any]:
             content=body,
             headers=headers,
         )
-        status, final_url = result.status, result.final_url
     except BlockedURLError as exc:
         raise UnrecoverableError(f"refused: {exc}") from None
     except TooManyRedirectsError as exc:
         raise UnrecoverableError(str(exc)) from None
     except ResponseTooLargeError as exc:
         # The receiver answered; only its (ignored) body was too long.
-        status, final_url = exc.status, data.url
+        return exc.status, data.url
     except (httpx.HTTPError, OSError, TimeoutError) as exc:
         raise WebhookDeliveryError(f"delivery failed: {exc!r}") from exc
-
-    if 200 <= status < 300:
-        return {"status": status, "url": final_url, "attempt": attempt}
-    if status in RETRYABLE_STATUSES or status >= 500:
-        raise WebhookDeliveryError(f"receiver answered {status}")
-    raise UnrecoverableError(f"receiver answered {status}; not retried")
+    return result.status, result.final_url
 
 
 SPEC = ProcessorSpec(process=process_webhook, payload=WebhookJobData, default_job_name="deliver")

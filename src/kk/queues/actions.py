@@ -41,7 +41,7 @@ async def remove_job(service: QueueService, name: str, job_id: str) -> None:
 
 
 async def promote_job(service: QueueService, name: str, job_id: str) -> None:
-    """Move a delayed job to waiting now."""
+    """Move a delayed job to waiting now; a schedule's next tick is refused (run now)."""
     state = await _state(service, name, job_id)
     if state != "delayed":
         raise AppError(
@@ -50,6 +50,16 @@ async def promote_job(service: QueueService, name: str, job_id: str) -> None:
     job = await Job.fromId(service.queue(name), job_id)
     if job is None:
         raise _not_found(name, job_id)
+    schedule = job.repeatJobKey or (job_id.split(":")[1] if job_id.startswith("repeat:") else "")
+    if schedule:
+        # The scheduler's next tick: promoting it would run that tick early, record a last
+        # run in the future and leave the schedule one tick short.
+        raise AppError(
+            ErrorCode.JOB_CONFLICT,
+            f"Job '{job_id}' is the next run of schedule '{schedule}' and cannot be promoted; "
+            f"use run now instead (POST /api/queue-dashboard/scheduled-jobs/{schedule}/run), "
+            "which adds a job now and leaves the next run as it is",
+        )
     try:
         await job.promote()
     except Exception as exc:  # the script refuses when the job moved meanwhile

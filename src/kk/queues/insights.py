@@ -8,17 +8,15 @@ one pipeline for throughput, one CLIENT LIST for workers.
 
 from __future__ import annotations
 
-import base64
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import ResponseError
-
 from kk.dashboard.alerts import QueueSignals
 from kk.queues.schemas import QueueStats
 from kk.queues.service import QueueService
+from kk.queues.workers_view import process_counts, read_workers
 
 log = logging.getLogger("kk.queues.insights")
 
@@ -113,36 +111,9 @@ def to_signals(stats: QueueStats, inputs: AlertInputs) -> QueueSignals:
     )
 
 
-def _client_names(raw: object) -> list[str]:
-    if isinstance(raw, list):  # redis-py parses CLIENT LIST into dicts
-        return [str(c.get("name") or "") for c in raw if isinstance(c, dict)]
-    if isinstance(raw, bytes | str):
-        text = raw.decode() if isinstance(raw, bytes) else raw
-        names = []
-        for line in text.splitlines():
-            fields = dict(p.split("=", 1) for p in line.split(" ") if "=" in p)
-            names.append(fields.get("name", ""))
-        return names
-    return []
-
-
 async def worker_counts(service: QueueService, names: Sequence[str]) -> dict[str, int] | None:
-    """Workers connected per queue, from one CLIENT LIST. BullMQ workers name their
-    connections `<prefix>:<queue>[:w:<worker name>]` (the Node port base64-encodes the
-    queue name). None when the server refuses CLIENT LIST (some managed services do)."""
-    try:
-        raw = await service.redis.client_list()
-    except ResponseError as exc:
-        log.warning("CLIENT LIST refused; worker presence unknown: %s", exc)
-        return None
-    counts = {}
-    clients = _client_names(raw)
-    for name in names:
-        bases = (
-            f"{service.prefix}:{name}",
-            f"{service.prefix}:{base64.b64encode(name.encode()).decode()}",
-        )
-        counts[name] = sum(
-            1 for c in clients if any(c == b or c.startswith(f"{b}:w:") for b in bases)
-        )
-    return counts
+    """Worker processes per queue, from one CLIENT LIST: a process holds several
+    connections per queue, counted once (`kk.queues.workers_view`). None when the server
+    refuses CLIENT LIST (some managed services do)."""
+    rows = await read_workers(service.redis, service.prefix, list(names))
+    return None if rows is None else process_counts(rows, list(names))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
 from fastapi.openapi.models import Example
+from fastapi.responses import StreamingResponse
 
 from kk.errors import AppError, ErrorCode
 from kk.processors.email import EmailJobData, template_catalog
 from kk.queues.builtin_bodies import BUILTIN_ADDS, BuiltinAdd
+from kk.queues.events import EventStreamResponse, EventStreams, JobOutcome, parse_stream_id
 from kk.queues.names import QUEUE_NAME_RE
 from kk.queues.schemas import (
     AddEmailJob,
@@ -27,8 +29,9 @@ from kk.queues.schemas import (
     QueueStats,
 )
 from kk.queues.service import Added, QueueService
+from kk.queues.workers_view import WorkerListResponse, read_workers
 from kk.schemas import Envelope
-from kk.security import require_admin, require_read
+from kk.security import client_ip, require_admin, require_read
 
 router = APIRouter(prefix="/api/queues", tags=["queues"])
 
@@ -71,6 +74,14 @@ async def all_stats(service: Service) -> Envelope[list[QueueStats]]:
     return Envelope(data=await service.stats_many(service.names))
 
 
+@router.get("/workers", dependencies=[Depends(require_read)])
+async def list_workers(service: Service) -> WorkerListResponse:
+    """Worker processes connected to Redis, one row each (null when the server refuses
+    CLIENT LIST). One segment, so it can never be read as a queue's route."""
+    data = await read_workers(service.redis, service.prefix, service.names)
+    return WorkerListResponse(data=data)
+
+
 @router.get("/{queueName}/stats", dependencies=[Depends(require_read)])
 async def queue_stats(queueName: CheckedQueue, service: Service) -> Envelope[QueueStats]:
     return Envelope(data=await service.stats(queueName))
@@ -98,6 +109,50 @@ async def list_jobs(
 async def get_job(queueName: CheckedQueue, jobId: JobIdPath, service: Service) -> Envelope[JobView]:
     # The service checks the id itself, in the same round trip as the read.
     return Envelope(data=await service.get_job(queueName, jobId))
+
+
+@router.get("/{queueName}/jobs/{jobId}/result", dependencies=[Depends(require_read)])
+async def get_job_result(
+    request: Request,
+    queueName: CheckedQueue,
+    jobId: JobId,
+    service: Service,
+    wait: Annotated[float, Query(ge=0, le=60, description="seconds to wait for the end")] = 30,
+) -> Envelope[JobOutcome]:
+    """The job's outcome once it completes or fails, waiting up to `wait` seconds for it;
+    when the wait ends first, its current state with `finished: false` (not an error)."""
+    events: EventStreams = request.app.state.event_streams
+    release = events.acquire(client_ip(request))
+    try:
+        result = await events.wait_result(service, queueName, jobId, wait, request.receive)
+    finally:
+        release()
+    return Envelope(data=result)
+
+
+@router.get(
+    "/{queueName}/events",
+    dependencies=[Depends(require_read)],
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "BullMQ events"}},
+)
+async def stream_queue_events(
+    request: Request,
+    queueName: CheckedQueue,
+    service: Service,
+    last_event_id: Annotated[str | None, Header(max_length=64)] = None,
+    lastEventId: Annotated[str | None, Query(max_length=64)] = None,
+) -> StreamingResponse:
+    """The queue's BullMQ events as Server-Sent Events (`id`: stream entry id, `event`: the
+    event name, `data`: its fields as JSON). Resumes after `Last-Event-ID` (header, or
+    `lastEventId` for EventSource-less clients); without one, starts at new events."""
+    events: EventStreams = request.app.state.event_streams
+    after = parse_stream_id(last_event_id or lastEventId)
+    key = service.key(queueName, "events")
+    if after is None:  # "new events": fixed now, so nothing after the answer is missed
+        after = await events.last_id(service.redis, key)
+    release = events.acquire(client_ip(request))
+    return EventStreamResponse(events.stream(key, after), release)
 
 
 _EMAIL_EXAMPLE = {

@@ -22,6 +22,7 @@ from kk.infra.redis_client import worker_client
 from kk.logs import job_fields_var
 from kk.processors.base import JobContext, ProcessorSpec
 from kk.queues.worker_errors import WorkerErrors
+from kk.queues.workers_view import worker_name
 from kk.settings import Settings
 
 log = logging.getLogger("kk.worker")
@@ -69,6 +70,7 @@ class WorkerPool:
         self.errors = WorkerErrors()
 
     def start(self) -> None:
+        started_ms = int(time.time() * 1000)
         for name, spec in self.specs.items():
             assert spec is not None
             cfg = self.settings.queues[name]
@@ -93,7 +95,9 @@ class WorkerPool:
                     "drainDelay": 1,
                     # After a Redis error, try again in 2 s (bullmq's default is 15 s).
                     "runRetryDelay": 2000,
-                    "name": f"kk-{name}",
+                    # Becomes the connections' CLIENT SETNAME: host, pid and queue let
+                    # `GET /api/queues/workers` group connections into processes.
+                    "name": worker_name(name, concurrency, started_ms),
                     "autorun": False,
                     # BullMQ's own per-minute completed/failed counts, written by the same
                     # Lua call that finishes a job (no extra round trip); two days of points.

@@ -19,6 +19,14 @@
   const LANGS = ["en", "zh-CN"];
   const STORE = { lang: "kk.lang", interval: "kk.refreshSeconds", paused: "kk.refreshPaused" };
   const OLD_KEY_STORE = "kk.apiKey"; // where earlier versions kept a key: removed at start
+  const SEARCH_LIMIT = 500; // matches a search shows (all on one list, so all can be ticked)
+  const BULK_MAX = 1000; // ids one bulk action takes (the server's bound)
+  // A bulk action, the states it applies to and its words.
+  const BULK = {
+    retry: { states: ["failed"], ask: "bulk.confirmRetry", done: "bulk.doneRetry" },
+    promote: { states: ["delayed"], ask: "bulk.confirmPromote", done: "bulk.donePromote" },
+    remove: { states: STATES.filter((st) => st !== "active"), ask: "bulk.confirmRemove", done: "bulk.doneRemove" },
+  };
 
   const $ = (id) => document.getElementById(id);
   // The signed-in session: its role and the CSRF token every change must carry. The session
@@ -31,6 +39,8 @@
     updatedAt: null,
   };
   const prefs = { interval: DEFAULT_INTERVAL, paused: false };
+  // The list's search and ticked jobs, kept while the same queue and state are shown.
+  const pick = { key: null, ids: new Set(), shown: [], found: null, query: "" };
 
   // -- language -----------------------------------------------------------------------------
 
@@ -389,12 +399,14 @@
     state.shown = null;
     show(null);
     const ids = ["cards", "alerts", "queues-body", "schedules-body", "redis-facts", "workers-body", "q-title", "q-counts", "state-tabs",
-      "jobs-head", "jobs-body", "jobs-total", "page-info", "job-queue-link", "job-title", "job-detail"];
+      "jobs-head", "jobs-body", "jobs-total", "page-info", "job-queue-link", "job-title", "job-detail", "match-info", "bulk-count"];
     for (const id of ids) {
       $(id).replaceChildren();
       delete $(id).dataset.sig;
     }
-    for (const id of ["q-pause", "q-retry-all", "q-clean", "page-prev", "page-next"]) $(id).onclick = null;
+    for (const id of ["q-pause", "q-retry-all", "q-clean", "page-prev", "page-next", "bulk-matches", "bulk-retry", "bulk-promote", "bulk-remove"]) {
+      $(id).onclick = null;
+    }
   }
 
   function showError(route, e) {
@@ -669,7 +681,8 @@
   }
 
   // The next run of a schedule is a delayed job BullMQ refuses to remove (disable the
-  // schedule instead), so it is offered no Remove.
+  // schedule instead), and promoting it would use up the schedule's tick (the API refuses
+  // it), so it is offered neither; the schedules view has "run now".
   function isScheduleRun(j) {
     return String(j.id).startsWith("repeat:") || Boolean(j.opts && (j.opts.repeat || j.opts.repeatJobKey));
   }
@@ -698,13 +711,24 @@
     return byState[status] || [id, name, created, attempts, data];
   }
 
+  function listPath(route, start) {
+    if (!pick.query) return `${q(route.queue)}/jobs?status=${encodeURIComponent(route.status)}&start=${start}&end=${start + PAGE_SIZE - 1}`;
+    const params = new URLSearchParams({ state: route.status, q: pick.query, limit: String(SEARCH_LIMIT) });
+    return `/api/queue-dashboard/queues/${encodeURIComponent(route.queue)}/search?${params}`;
+  }
+
   async function loadQueue(route) {
-    const start = route.page * PAGE_SIZE;
-    const [stats, jobs] = await Promise.all([
-      api(`${q(route.queue)}/stats`),
-      api(`${q(route.queue)}/jobs?status=${encodeURIComponent(route.status)}&start=${start}&end=${start + PAGE_SIZE - 1}`),
-    ]);
+    const listKey = `${route.queue}/${route.status}`;
+    if (pick.key !== listKey) {
+      Object.assign(pick, { key: listKey, shown: [], found: null, query: "" });
+      pick.ids.clear();
+      $("match-q").value = "";
+    }
+    const start = pick.query ? 0 : route.page * PAGE_SIZE;
+    const [stats, listed] = await Promise.all([api(`${q(route.queue)}/stats`), api(listPath(route, start))]);
     stillOn(route);
+    const found = pick.query ? listed.data : null;
+    const jobs = found ? { data: found.jobs } : listed;
     const s = stats.data;
     $("q-title").textContent = route.queue;
     const counts = {
@@ -747,19 +771,30 @@
         data: { state: st },
       }, `${t(`state.${st}`)} `, h("span", { class: "count", text: fmtNum(counts[st] ?? 0) }))));
     const cols = columns(route.status);
+    const picking = !readOnly();
+    // The tick boxes sit in the id column, so the columns stay what each state needs.
+    const pickAllBox = () => h("input", { type: "checkbox", id: "pick-all", class: "pick", "aria-label": t("bulk.pickPage"), onchange: pickAll });
     render($("jobs-head"), [route.status], () => h("tr", {}, cols.map((c) =>
-      h("th", { class: c.num ? "num" : "", text: t(`col.${c.key}`) })), h("th", {})));
+      h("th", { class: c.num ? "num" : "" }, c.key === "id" && picking ? pickAllBox() : null, t(`col.${c.key}`))), h("th", {})));
     const total = counts[route.status] ?? 0;
-    render($("jobs-body"), [route, jobs.data, clockTick()], () =>
+    const none = found ? t("match.none") : t("jobs.none", { state: t(`state.${route.status}`) });
+    render($("jobs-body"), [route, jobs.data, clockTick(), pick.query], () =>
       jobs.data.length ? jobs.data.map((j) => jobRow(route, cols, j))
-        : [h("tr", {}, h("td", { colspan: cols.length + 1, class: "empty", text: t("jobs.none", { state: t(`state.${route.status}`) }) }))]);
+        : [h("tr", {}, h("td", { colspan: cols.length + 1, class: "empty", text: none }))]);
+    pick.shown = jobs.data.map((j) => j.id);
+    pick.found = found;
     $("jobs-total").textContent = t("jobs.total", { count: fmtNum(total) });
+    $("match-clear").classList.toggle("hidden", !found);
+    $("match-info").textContent = found ? t(found.complete ? "match.scannedAll" : "match.scanned", {
+      matches: fmtNum(found.jobs.length), scanned: fmtNum(found.scanned), total: fmtNum(found.total),
+    }) : "";
     const last = start + jobs.data.length;
-    $("page-info").textContent = jobs.data.length
+    $("page-info").textContent = found ? "" : jobs.data.length
       ? t("pager.range", { from: fmtNum(start + 1), to: fmtNum(last), total: fmtNum(Math.max(total, last)) })
       : t("pager.empty", { total: fmtNum(total) });
-    $("page-prev").disabled = route.page === 0;
-    $("page-next").disabled = start + PAGE_SIZE >= total;
+    $("page-prev").disabled = !!found || route.page === 0;
+    $("page-next").disabled = !!found || start + PAGE_SIZE >= total;
+    showBulk(route, picking);
     $("page-prev").onclick = () => { location.hash = href({ ...route, page: route.page - 1 }); };
     $("page-next").onclick = () => { location.hash = href({ ...route, page: route.page + 1 }); };
   }
@@ -781,7 +816,7 @@
       out.push(h("button", { type: "button", data: { action: "retry" }, text: t("action.retry"),
         onclick: () => act(route, { ask: t("confirm.retryJob", vars), path: `${base}/retry`, done: t("done.retryJob", vars) }) }));
     }
-    if (j.status === "delayed") {
+    if (j.status === "delayed" && !isScheduleRun(j)) {  // a schedule's run: "run now" instead
       out.push(h("button", { type: "button", data: { action: "promote" }, text: t("action.promote"),
         onclick: () => act(route, { ask: t("confirm.promoteJob", vars), path: `${base}/promote`, done: t("done.promoteJob", vars) }) }));
     }
@@ -800,13 +835,102 @@
   function jobRow(route, cols, j) {
     const cells = cols.map((c) => {
       if (c.key === "id") {
-        return h("td", { class: "title" }, h("a", { href: href({ view: "job", queue: route.queue, job: j.id }), text: j.id }));
+        return h("td", { class: "title" }, pickBox(j), h("a", { href: href({ view: "job", queue: route.queue, job: j.id }), text: j.id }));
       }
       const td = c.cell(j);
       td.setAttribute("data-label", t(`col.${c.key}`));
       return td;
     });
     return h("tr", { data: { job: j.id } }, cells, h("td", { class: "row-actions" }, jobActions(route, route.queue, j)));
+  }
+
+  function pickBox(j) {
+    if (readOnly()) return null;
+    return h("input", {
+      type: "checkbox", class: "pick", "aria-label": t("bulk.pickJob", { id: j.id }), checked: pick.ids.has(j.id), data: { pick: j.id },
+      onchange: (ev) => {
+        if (ev.target.checked) pick.ids.add(j.id);
+        else pick.ids.delete(j.id);
+        syncPicks();
+      },
+    });
+  }
+
+  // -- search and bulk actions ------------------------------------------------------------
+
+  // Tick boxes and counts from `pick.ids` (redraws of the list keep what was ticked).
+  function syncPicks() {
+    for (const box of $("jobs-body").querySelectorAll("input[data-pick]")) box.checked = pick.ids.has(box.dataset.pick);
+    const all = $("pick-all");
+    if (all) all.checked = pick.shown.length > 0 && pick.shown.every((id) => pick.ids.has(id));
+    $("bulk-count").textContent = t("bulk.selected", { count: fmtNum(pick.ids.size) });
+    for (const id of ["bulk-retry", "bulk-promote", "bulk-remove", "bulk-none"]) $(id).disabled = pick.ids.size === 0;
+    const matches = pick.found ? pick.found.jobs.length : 0;
+    $("bulk-matches").classList.toggle("hidden", !matches);
+    $("bulk-matches").textContent = t("bulk.pickMatches", { count: fmtNum(matches) });
+  }
+
+  function pickAll(ev) {
+    for (const id of pick.shown) {
+      if (ev.target.checked) pick.ids.add(id);
+      else pick.ids.delete(id);
+    }
+    syncPicks();
+  }
+
+  function showBulk(route, picking) {
+    $("bulk-bar").classList.toggle("hidden", !picking);
+    for (const [action, spec] of Object.entries(BULK)) {
+      const button = $(`bulk-${action}`);
+      button.classList.toggle("hidden", !spec.states.includes(route.status));
+      button.onclick = () => bulkAct(route, action);
+    }
+    $("bulk-matches").onclick = () => {
+      for (const j of pick.found ? pick.found.jobs : []) pick.ids.add(j.id);
+      syncPicks();
+    };
+    syncPicks();
+  }
+
+  async function bulkAct(route, action) {
+    const ids = [...pick.ids];
+    if (!ids.length) return;
+    if (state.shown !== href(route) || href(parseRoute()) !== href(route)) {
+      banner(t("error.stale"));
+      return;
+    }
+    if (ids.length > BULK_MAX) {
+      banner(t("bulk.tooMany", { count: fmtNum(ids.length), max: fmtNum(BULK_MAX) }));
+      return;
+    }
+    const vars = { count: fmtNum(ids.length), queue: route.queue };
+    if (!window.confirm(t(BULK[action].ask, vars))) return;
+    try {
+      const res = await api(`/api/queue-dashboard/queues/${encodeURIComponent(route.queue)}/jobs/bulk-action`, "POST", { action, ids });
+      pick.ids.clear();
+      const bad = res.results.filter((r) => !r.ok);
+      const done = t(BULK[action].done, { ...vars, ok: fmtNum(res.succeeded) });
+      if (bad.length) banner(`${done} ${t("bulk.someFailed", { failed: fmtNum(bad.length), first: `${bad[0].id}: ${bad[0].error}` })}`);
+      else banner(done, "ok");
+    } catch (e) {
+      banner(explain(e));
+    }
+    await refresh();
+  }
+
+  function searchJobs(ev) {
+    ev.preventDefault();
+    if (parseRoute().view !== "queue") return;
+    pick.query = $("match-q").value.trim();
+    pick.ids.clear();
+    refresh();
+  }
+
+  function clearSearch() {
+    $("match-q").value = "";
+    pick.query = "";
+    pick.ids.clear();
+    refresh();
   }
 
   // -- one job ----------------------------------------------------------------------------
@@ -1047,6 +1171,12 @@
     $("login-form").addEventListener("submit", signIn);
     $("logout").addEventListener("click", signOut);
     $("search-form").addEventListener("submit", findJob);
+    $("match-form").addEventListener("submit", searchJobs);
+    $("match-clear").addEventListener("click", clearSearch);
+    $("bulk-none").addEventListener("click", () => {
+      pick.ids.clear();
+      syncPicks();
+    });
     $("lang").addEventListener("change", async () => {
       localStorage.setItem(STORE.lang, $("lang").value);
       await setLang($("lang").value);
