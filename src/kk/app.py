@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from kk import __version__
 from kk.api_docs import install_docs
 from kk.cache.router import router as cache_router
+from kk.config import Settings, get_settings
 from kk.dashboard.page import install_dashboard
 from kk.edge.cors import Cors
 from kk.edge.host_check import HostCheck
@@ -27,13 +28,17 @@ from kk.metrics.registry import AppMetrics
 from kk.metrics.router import router as metrics_router
 from kk.middleware import BodySizeLimit, RequestLog
 from kk.openapi import install_openapi
+from kk.processors.add_routes import FAST_LANE
+from kk.processors.add_routes import router as builtin_add_router
 from kk.queues.events import EventStreams
 from kk.queues.hot_add import HotAdd
 from kk.queues.router import router as queues_router
 from kk.runtime import Runtime
-from kk.settings import Settings, get_settings
 
 log = logging.getLogger("kk.app")
+# In routing order: the built-in queues' literal add paths before `/{queueName}/jobs`. The
+# add fast lane reads the same list, so it stands in for the route routing would pick.
+QUEUE_ROUTERS = (builtin_add_router, queues_router)
 
 
 class KKApp(FastAPI):
@@ -53,7 +58,7 @@ class KKApp(FastAPI):
         async def inner(scope: Scope, receive: Receive, send: Send) -> None:
             await FastAPI.__call__(self, scope, receive, send)
 
-        edge: ASGIApp = HotAdd(inner, self)
+        edge: ASGIApp = HotAdd(inner, self, QUEUE_ROUTERS, FAST_LANE)
         edge = BodySizeLimit(edge, max_bytes=settings.max_body_bytes)
         edge = Cors(edge, self, settings.cors_origins)
         # Rebinding: open mode always checks Host; keyed mode once KK_ALLOWED_HOSTS is set.
@@ -113,7 +118,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.metrics_enabled:
         app.include_router(metrics_router)
     app.include_router(health_router)
-    app.include_router(queues_router)
+    for router in QUEUE_ROUTERS:
+        app.include_router(router)
     app.include_router(cache_router)
     install_dashboard(app)
     return app

@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from kk.config import LOOPBACK_HOSTS, Settings, get_settings
 from kk.errors import field_path
-from kk.settings import LOOPBACK_HOSTS, Settings, get_settings
 
 log = logging.getLogger("kk.cli")
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -21,6 +20,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kk.text import printable
+from kk.times import utc_now_iso
 
 log = logging.getLogger("kk.errors")
 
@@ -95,10 +95,6 @@ class AppError(Exception):
     @property
     def status(self) -> int:
         return STATUS_OF[self.code]
-
-
-def utc_now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def error_response(

@@ -22,7 +22,7 @@ except ImportError:  # pragma: no cover - older FastAPI: routes are flat
 
 
 from kk.schemas import ErrorBody
-from kk.security import require_admin, require_read
+from kk.security.access import require_admin, require_read
 
 _REF = "#/components/schemas/"
 # Endpoint names that say too little as a method name on a client.

@@ -16,15 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kk.cache.lifecycle import CacheRuntime
 from kk.compat import check_versions
+from kk.config import Settings
 from kk.db.engine import create_engine
 from kk.infra.embedded_redis import EmbeddedRedis
 from kk.infra.redis_client import api_client
 from kk.processors.base import JobContext, ProcessorSpec
 from kk.processors.registry import resolve_processor
 from kk.queues.service import QueueService
-from kk.queues.workers import JobListener, WorkerPool
 from kk.schedules.manager import ScheduleManager
-from kk.settings import Settings
+from kk.workers.pool import JobListener, WorkerPool
 
 log = logging.getLogger("kk.runtime")
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from bullmq.custom_errors.unrecoverable_error import UnrecoverableError
 
+from kk.config import Settings
 from kk.processors.base import JobContext
 from kk.processors.cleanup import process_cleanup
-from kk.settings import Settings
 
 
 class FakeQueues:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from kk.dashboard.alerts import QueueSignals, evaluate, level_for, worst
+from kk.config import AlertRules
+from kk.queues.alerts import QueueSignals, evaluate, level_for, worst
 from kk.queues.insights import series_from
-from kk.settings import AlertRules
 
 OFF = {"waiting": None, "failed": None, "failure_ratio": None, "oldest_waiting_seconds": None}
 

@@ -13,6 +13,7 @@ from aiosmtpd.controller import Controller
 from bullmq.custom_errors.unrecoverable_error import UnrecoverableError
 from pydantic import ValidationError
 
+from kk.config import Settings
 from kk.processors.base import JobContext
 from kk.processors.email import (
     EmailJobData,
@@ -20,7 +21,6 @@ from kk.processors.email import (
     process_email,
     render_email,
 )
-from kk.settings import Settings
 
 TEMPLATE_DATA: dict[str, dict[str, Any]] = {
     "welcome": {"username": "<script>alert(1)</script>", "activationLink": "https://e.com/a/1"},

@@ -7,7 +7,6 @@ import asyncio
 import pytest
 from starlette.routing import Mount, Route
 
-from kk.health.format import MB, format_mb, format_ms, format_threshold_mb
 from kk.health.indicators import policy_warnings, redis_mode
 from kk.health.schemas import (
     DatabaseIndicator,
@@ -15,8 +14,9 @@ from kk.health.schemas import (
     RedisMemoryBrief,
     aggregate,
 )
-from kk.health.singleflight import SingleFlight
 from kk.metrics.middleware import UNMATCHED, route_template
+from kk.singleflight import SingleFlight
+from kk.units import MB, format_mb, format_ms, format_threshold_mb
 
 
 @pytest.mark.parametrize(

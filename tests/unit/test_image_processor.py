@@ -10,9 +10,9 @@ from bullmq.custom_errors.unrecoverable_error import UnrecoverableError
 from PIL import Image
 from pydantic import ValidationError
 
+from kk.config import Settings
 from kk.processors.base import JobContext
 from kk.processors.image import ImageJobData, process_image
-from kk.settings import Settings
 from tests.unit.helpers_http import Reply, local_server
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from kk.processors.paths import PathEscapeError, create_exclusive, resolve_inside, write_atomic
+from kk.files import PathEscapeError, create_exclusive, resolve_inside, write_atomic
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kk.edge.config import check_key_strength, normalise_host, normalise_origin
+from kk.config.edge import check_key_strength, normalise_host, normalise_origin
 from kk.edge.host_check import host_name
 from kk.edge.proxies import TrustedProxies
 from kk.text import printable

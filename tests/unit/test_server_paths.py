@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from kk.processors.paths import shown_path, strip_server_paths
+from kk.files import shown_path, strip_server_paths
 
 
 def test_a_path_inside_the_root_is_shown_relative(tmp_path: Path) -> None:

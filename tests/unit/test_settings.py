@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from kk.settings import Settings
+from kk.config import Settings
 
 SECRET_KEY = "unit-test-admin-key-0123456789abcdef"
 

@@ -10,6 +10,7 @@ import pytest
 from bullmq.custom_errors.unrecoverable_error import UnrecoverableError
 from pydantic import ValidationError
 
+from kk.config import Settings
 from kk.processors.base import JobContext
 from kk.processors.webhook import (
     WebhookDeliveryError,
@@ -19,7 +20,6 @@ from kk.processors.webhook import (
     verify,
     webhook_secret,
 )
-from kk.settings import Settings
 from tests.unit.helpers_http import Reply, local_server
 
 

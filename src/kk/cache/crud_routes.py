@@ -19,7 +19,7 @@ from kk.cache.schemas import (
 )
 from kk.errors import AppError, ErrorCode
 from kk.schemas import Envelope
-from kk.security import require_admin, require_read
+from kk.security.access import require_admin, require_read
 
 router = APIRouter(prefix="/api/cache", tags=["cache"])
 

@@ -23,10 +23,11 @@ from kk.cache.schemas import (
     RedisBrief,
 )
 from kk.cache.service import Counters
-from kk.errors import AppError, ErrorCode, utc_now_iso
-from kk.health.format import format_mb, format_ms
+from kk.errors import AppError, ErrorCode
 from kk.schemas import Envelope
-from kk.security import require_admin, require_read
+from kk.security.access import require_admin, require_read
+from kk.times import utc_now_iso
+from kk.units import format_mb, format_ms
 
 router = APIRouter(prefix="/api/cache-demo", tags=["cache"])
 

@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kk.cache.protection import UserLookup
 from kk.cache.service import CacheService
+from kk.config import Settings
 from kk.db.migrate import prepare_database
 from kk.infra.redis_client import api_client
-from kk.settings import Settings
 
 log = logging.getLogger("kk.cache")
 

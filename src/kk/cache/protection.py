@@ -30,11 +30,12 @@ from kk.cache.bloom import BloomFilter
 from kk.cache.keys import RESERVED
 from kk.cache.schemas import UserView
 from kk.cache.service import CacheService, decode
-from kk.cache.singleflight import SingleFlight
+from kk.config import Settings
 from kk.db.models import User
 from kk.db.users import find_user, user_id_chunks
 from kk.errors import AppError, ErrorCode
-from kk.settings import Settings
+from kk.singleflight import SingleFlight
+from kk.times import iso_z
 
 log = logging.getLogger("kk.cache.protection")
 
@@ -72,7 +73,7 @@ Cached = UserView | None | _Miss
 
 
 def user_view(user: User) -> UserView:
-    created = user.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    created = iso_z(user.created_at)
     return UserView(id=str(user.id), name=user.name, email=user.email, createdAt=created)
 
 

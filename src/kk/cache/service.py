@@ -32,9 +32,9 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import OutOfMemoryError, ResponseError
 
 from kk.cache.keys import RESERVED, cache_prefix, glob_escape, is_cluster, stats_key
+from kk.config import Settings
 from kk.errors import AppError, ErrorCode
 from kk.json_text import client_json, too_deep
-from kk.settings import Settings
 
 log = logging.getLogger("kk.cache")
 

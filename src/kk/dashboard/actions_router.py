@@ -12,7 +12,7 @@ from kk.errors import AppError, ErrorCode
 from kk.queues import actions
 from kk.queues.router import CheckedQueue, JobId, Service
 from kk.schemas import Envelope
-from kk.security import require_admin, require_read
+from kk.security.access import require_admin, require_read
 
 router = APIRouter(prefix="/api/queues", tags=["queues"])
 

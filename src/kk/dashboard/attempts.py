@@ -9,7 +9,6 @@ job's attempts; an older job's attempts have simply scrolled out (answered as no
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, Query
@@ -18,7 +17,8 @@ from pydantic import BaseModel
 from kk.queues.router import CheckedQueue, JobId, Service
 from kk.queues.service import QueueService
 from kk.schemas import Envelope
-from kk.security import require_read
+from kk.security.access import require_read
+from kk.times import iso_from_ms
 
 router = APIRouter(prefix="/api/queue-dashboard", tags=["queue-dashboard"])
 
@@ -46,8 +46,7 @@ def _iso(entry_id: str) -> str | None:
     ms = entry_id.split("-", 1)[0]
     if not ms.isdigit():
         return None
-    dt = datetime.fromtimestamp(int(ms) / 1000, UTC)
-    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_from_ms(int(ms))
 
 
 def _text(value: Any) -> str:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
+from kk.config.schedules import SCHEDULE_NAME_RE
 from kk.dashboard import bulk
-from kk.dashboard.alerts import evaluate
 from kk.dashboard.schemas import (
     AlertView,
     BulkAction,
@@ -39,16 +38,16 @@ from kk.dashboard.schemas import (
     Totals,
 )
 from kk.dashboard.search import search
-from kk.errors import utc_now_iso
 from kk.processors.registry import BUILTIN_PROCESSORS
 from kk.queues import insights
+from kk.queues.alerts import evaluate
 from kk.queues.router import CheckedQueue, Service
 from kk.queues.schemas import JobStatus
 from kk.queues.snapshot import snapshot
-from kk.schedules.config import SCHEDULE_NAME_RE
 from kk.schedules.manager import ScheduleManager
 from kk.schemas import Envelope
-from kk.security import require_admin, require_read
+from kk.security.access import require_admin, require_read
+from kk.times import iso_from_ms, utc_now_iso
 
 router = APIRouter(prefix="/api/queue-dashboard", tags=["queue-dashboard"])
 
@@ -61,8 +60,7 @@ ScheduleName = Annotated[
 def _iso(ms: int | None) -> str | None:
     if ms is None:
         return None
-    dt = datetime.fromtimestamp(ms / 1000, UTC)
-    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_from_ms(ms)
 
 
 def _now_ms() -> int:

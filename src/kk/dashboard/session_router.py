@@ -2,7 +2,7 @@
 
 These routes are open by design (they are how one gets in). Login attempts count against
 the rate limit of the client's IP, and wrong keys against its wrong-key limit
-(`kk.auth_guard`), which stops key guessing. Logout revokes the session server-side.
+(`kk.security.failures`), which stops key guessing. Logout revokes the session server-side.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
-from kk.auth_guard import auth_failures
-from kk.dashboard.session import COOKIE, keyring, revoke, same_origin
 from kk.errors import AppError, ErrorCode
 from kk.schemas import Envelope
-from kk.security import client_ip, identify, key_role, rate_limit
+from kk.security.access import client_ip, identify, key_role, rate_limit
+from kk.security.failures import auth_failures
+from kk.security.session import COOKIE, keyring, revoke, same_origin
+from kk.times import iso_z
 
 router = APIRouter(prefix="/dashboard", tags=["dashboard"])
 
@@ -54,7 +55,7 @@ class SignedOut(BaseModel):
 
 
 def _iso(ts: int) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return iso_z(datetime.fromtimestamp(ts, UTC), "seconds")
 
 
 def _refuse_cross_site(request: Request) -> None:

@@ -20,7 +20,7 @@ from kk.dashboard.schemas import RedisInfo, SystemView, WorkerView
 from kk.queues.router import Service
 from kk.queues.service import QueueService
 from kk.schemas import Envelope
-from kk.security import require_read
+from kk.security.access import require_read
 
 log = logging.getLogger(__name__)
 

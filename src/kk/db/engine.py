@@ -14,7 +14,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from kk.settings import Settings
+from kk.config import Settings
 
 sql_log = logging.getLogger("kk.db.sql")
 

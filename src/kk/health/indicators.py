@@ -5,13 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kk.health.format import format_mb, format_ms, format_threshold_mb
+from kk.config.redis import redis_mode_of
 from kk.health.memory import memory_verdict
 from kk.health.schemas import (
     DatabaseIndicator,
@@ -21,8 +20,8 @@ from kk.health.schemas import (
     RedisMemory,
     RedisMemoryBrief,
 )
+from kk.units import format_mb, format_ms, format_threshold_mb
 
-SENTINEL_SCHEMES = {"redis+sentinel", "rediss+sentinel", "sentinel", "sentinels"}
 ObserveSeconds = Callable[[float], None]
 
 
@@ -71,7 +70,7 @@ async def redis_brief(
 def redis_mode(url: str, info: Mapping[str, Any]) -> str:
     """Sentinel is a property of how we connect (INFO of a master says "standalone");
     cluster and standalone come from INFO (`redis_mode`, Valkey 8: `server_mode`)."""
-    if urlsplit(url).scheme.lower() in SENTINEL_SCHEMES:
+    if redis_mode_of(url) == "sentinel":
         return "sentinel"
     mode = info.get("redis_mode") or info.get("server_mode") or "standalone"
     return mode if mode in ("standalone", "cluster", "sentinel") else "standalone"

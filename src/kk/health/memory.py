@@ -15,7 +15,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import OutOfMemoryError
 
-from kk.health.format import MB, format_mb, format_threshold_mb
+from kk.units import MB, format_mb, format_threshold_mb
 
 WARN_RATIO = 0.9
 PROBE_TTL_MS = 5000

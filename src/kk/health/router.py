@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from kk.health.schemas import HealthReport, LiveProbe, RedisHealth
 from kk.health.service import HealthService
-from kk.security import require_read
+from kk.security.access import require_read
 
 router = APIRouter(tags=["health"])
 

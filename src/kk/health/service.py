@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from kk.config import Settings
 from kk.health.indicators import ObserveSeconds, database_ping, redis_brief, redis_details
 from kk.health.schemas import (
     DatabaseIndicator,
@@ -16,8 +17,7 @@ from kk.health.schemas import (
     RedisIndicator,
     aggregate,
 )
-from kk.health.singleflight import SingleFlight
-from kk.settings import Settings
+from kk.singleflight import SingleFlight
 
 log = logging.getLogger("kk.health")
 
@@ -36,7 +36,7 @@ class HealthService:
         # Written (expiring in seconds) only when memory is near maxmemory: do writes pass?
         self.probe_key = f"{settings.queue_prefix}:kk-health-probe"
         self.observe_redis = observe_redis
-        self._flights = SingleFlight()
+        self._flights: SingleFlight[Any] = SingleFlight()
 
     async def _guarded(
         self,

@@ -29,19 +29,9 @@ from kk.compat.redis_pool import (
     LeanConnectionPool,
     ResetCheckingBlockingPool,
 )
+from kk.config.redis import CLUSTER_SCHEMES, SENTINEL_SCHEMES, redis_mode_of
 
 _RETRYABLE = [BusyLoadingError, ConnectionError, TimeoutError]
-SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
-CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
-
-
-def redis_mode_of(url: str) -> str:
-    scheme = url.split("://", 1)[0]
-    if scheme in SENTINEL_SCHEMES:
-        return "sentinel"
-    if scheme in CLUSTER_SCHEMES:
-        return "cluster"
-    return "standalone"
 
 
 def _hosts(netloc: str, default_port: int) -> tuple[str | None, str | None, list[tuple[str, int]]]:

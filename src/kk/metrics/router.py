@@ -8,7 +8,7 @@ from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.exposition import choose_encoder
 
 from kk.metrics.registry import AppMetrics
-from kk.security import require_read
+from kk.security.access import require_read
 
 router = APIRouter(tags=["metrics"])
 

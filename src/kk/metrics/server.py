@@ -15,10 +15,10 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
+from kk.config import Settings
 from kk.errors import install_error_handlers
 from kk.metrics.registry import AppMetrics
 from kk.metrics.router import router
-from kk.settings import Settings
 
 log = logging.getLogger("kk.metrics")
 

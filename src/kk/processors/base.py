@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from bullmq import Job
     from redis.asyncio import Redis
 
+    from kk.config import Settings
     from kk.queues.service import QueueService
-    from kk.settings import Settings
 
 
 M = TypeVar("M", bound=BaseModel)

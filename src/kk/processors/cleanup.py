@@ -123,7 +123,6 @@ def sweep_temp_dir(temp_dir: Path, older_than_s: int, dry_run: bool) -> Sweep:
 async def process_cleanup(job: Job, ctx: JobContext) -> dict[str, Any]:
     data = validate_job_data(CleanupJobData, job.data)
     settings = ctx.settings
-    assert settings.temp_dir is not None
     older_than = (
         settings.cleanup_max_age_s if data.olderThanSeconds is None else data.olderThanSeconds
     )

@@ -33,14 +33,14 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from kk.files import shown_path, write_atomic
 from kk.processors.base import JobContext, ProcessorSpec, validate_job_data
 from kk.processors.job_log import note, progress
-from kk.processors.paths import shown_path, write_atomic
 
 if TYPE_CHECKING:
     from bullmq import Job
 
-    from kk.settings import Settings
+    from kk.config import Settings
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 SMTP_TIMEOUT_S = 30.0

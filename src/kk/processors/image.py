@@ -20,6 +20,7 @@ from bullmq.custom_errors.unrecoverable_error import UnrecoverableError
 from PIL import Image, ImageOps, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from kk.files import PathEscapeError, resolve_inside, write_atomic
 from kk.processors.base import JobContext, ProcessorSpec, validate_job_data
 from kk.processors.job_log import note, progress
 from kk.processors.net_guard import (
@@ -28,12 +29,11 @@ from kk.processors.net_guard import (
     TooManyRedirectsError,
     fetch_bytes,
 )
-from kk.processors.paths import PathEscapeError, resolve_inside, write_atomic
 
 if TYPE_CHECKING:
     from bullmq import Job
 
-    from kk.settings import Settings
+    from kk.config import Settings
 
 Format = Literal["png", "jpeg", "webp", "gif"]
 _EXTENSIONS: dict[str, Format] = {
@@ -236,7 +236,6 @@ def _describe(raw: bytes) -> str:
 async def process_image(job: Job, ctx: JobContext) -> dict[str, Any]:
     data = validate_job_data(ImageJobData, job.data)
     settings = ctx.settings
-    assert settings.storage_root is not None
     root = settings.storage_root
     output = _inside(root, data.output)
     if data.source.lower().startswith(("http://", "https://")):

@@ -22,6 +22,7 @@ import httpx
 from bullmq.custom_errors.unrecoverable_error import UnrecoverableError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from kk.files import create_exclusive
 from kk.processors.base import JobContext, ProcessorSpec, validate_job_data
 from kk.processors.job_log import note, progress
 from kk.processors.net_guard import (
@@ -31,12 +32,11 @@ from kk.processors.net_guard import (
     blocked_reason,
     fetch_bytes,
 )
-from kk.processors.paths import create_exclusive
 
 if TYPE_CHECKING:
     from bullmq import Job
 
-    from kk.settings import Settings
+    from kk.config import Settings
 
 MAX_RESPONSE_BYTES = 64 * 1024
 USER_AGENT = "kk-backend-webhook/1"

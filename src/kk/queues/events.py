@@ -28,10 +28,11 @@ from redis.exceptions import ConnectionError, RedisError, TimeoutError
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from kk.config import Settings
+from kk.config.redis import redis_mode_of
 from kk.errors import AppError, ErrorCode
-from kk.infra.redis_client import connect, redis_mode_of
+from kk.infra.redis_client import connect
 from kk.queues.service import QueueService
-from kk.settings import Settings
 
 log = logging.getLogger("kk.queues.events")
 

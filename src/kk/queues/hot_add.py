@@ -4,44 +4,99 @@ Producers call this route once per job, so its cost is the service's throughput.
 routing, dependency injection and exception middleware cost several times the add itself
 (one process served ~2,300 adds/s through them, ~7,000 through this lane; BENCHMARKS.md).
 This lane answers a well-formed add straight from ASGI with the same pieces the route uses
-(the `AddJob` body model, `require_admin`, `add_one`, the app's exception handlers), so
-the answer, the errors and the side effects are the route's own.
+(the `AddJob` body model, the route's own dependency list, `add_one`, the app's exception
+handlers), so the answer, the errors and the side effects are the route's own. Which route
+a path would reach is read from the app's routes at start-up, in routing order: a literal
+route in front of the generic one (the email route) keeps its paths unless it is marked as
+answerable by the lane.
 
-Anything unusual (the email route, another content type, a body that does not validate)
-goes to the full application with the body replayed, which answers it exactly as before.
-The route stays in the OpenAPI document through its FastAPI definition.
+Anything unusual (another content type, a body that does not validate) goes to the full
+application with the body replayed, which answers it exactly as before. The route stays
+in the OpenAPI document through its FastAPI definition.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kk.middleware import read_body, replaying
-from kk.queues.router import add_job, add_one, router
+from kk.queues.router import add_job, add_one
 from kk.queues.schemas import AddJob
-from kk.security import require_admin
 
 _ADD_PATH = re.compile(r"^/api/queues/([^/]+)/jobs$")
-_ADD_ROUTE = next(r for r in router.routes if getattr(r, "endpoint", None) is add_job)
 _JSON = b"application/json"
+RequestCheck = Callable[[Request], Awaitable[Any]]
+
+
+def _request_checks(route: APIRoute) -> list[RequestCheck]:
+    """The route's `dependencies` list (auth, rate limit, ...), to be called as the route
+    would call them. Each must take the request alone: one the lane can't call the same way
+    stops start-up rather than being skipped. The endpoint's parameters (queue name, body)
+    are what the lane itself parses."""
+    checks = []
+    for depends in route.dependencies:  # `dependencies=[...]`: the checks, not the params
+        call = depends.dependency
+        params = list(inspect.signature(call).parameters.values()) if call else []
+        if call is None or len(params) != 1 or params[0].annotation not in (Request, "Request"):
+            raise RuntimeError(
+                f"the add fast lane can't run {call!r} of {route.path}: a route dependency "
+                "must take only the request (or serve the route without the lane)"
+            )
+        checks.append(cast(RequestCheck, call))
+    return checks
+
+
+@dataclass(frozen=True)
+class LaneRoute:
+    route: APIRoute
+    checks: list[RequestCheck]
+
+
+def lane_routes(
+    routers: Sequence[APIRouter], also: set[Any]
+) -> tuple[LaneRoute, dict[str, LaneRoute | None]]:
+    """The generic add route, and for each literal `/api/queues/<name>/jobs` POST route that
+    routing tries first: the lane's stand-in for it, or None when the lane must leave that
+    path to the route (its endpoint is not in `also`). Any other route in front of the
+    generic one that could take such a path stops start-up: it would be shadowed.
+    `routers` are the /api/queues routers in the order the app includes them."""
+    literal: dict[str, LaneRoute | None] = {}
+    for route in (route for router in routers for route in router.routes):
+        if not isinstance(route, APIRoute) or "POST" not in (route.methods or ()):
+            continue
+        if route.endpoint is add_job:
+            return LaneRoute(route, _request_checks(route)), literal
+        match = _ADD_PATH.match(route.path)
+        if match and "{" not in route.path:
+            lane = LaneRoute(route, _request_checks(route)) if route.endpoint in also else None
+            literal.setdefault(match.group(1), lane)
+        elif route.path_regex.match("/api/queues/any-name/jobs"):
+            raise RuntimeError(f"{route.path} would take the add route's paths")
+    raise RuntimeError("the generic add route is not registered")
 
 
 class HotAdd:
-    def __init__(self, app: ASGIApp, fastapi_app: FastAPI) -> None:
+    def __init__(
+        self, app: ASGIApp, fastapi_app: FastAPI, routers: Sequence[APIRouter], also: set[Any]
+    ) -> None:
         self.app = app  # the full application: everything this lane does not answer
         self.fastapi_app = fastapi_app
+        self._routes = lane_routes(routers, also)  # checked when the app is built
 
-    def _eligible(self, scope: Scope) -> str | None:
-        """The queue name when this lane may answer, else None."""
+    def _eligible(self, scope: Scope) -> tuple[str, LaneRoute] | None:
+        """The queue name and the route the lane stands in for, else None."""
         if scope["type"] != "http" or scope["method"] != "POST" or scope.get("root_path"):
             return None
         match = _ADD_PATH.match(scope["path"])
@@ -49,19 +104,22 @@ class HotAdd:
         if match is None or service is None:
             return None
         name = match.group(1)
-        if name == "email" or name not in service.settings.queues:
-            return None  # the email route has its own body; unknown names get their 404
+        generic, literal = self._routes
+        lane = literal.get(name, generic)
+        if lane is None or name not in service.settings.queues:
+            return None  # the route's own body, or the unknown queue's 404
         for header, value in scope["headers"]:
             if header == b"content-type":
                 media_type = value.split(b";", 1)[0].strip().lower()
-                return name if media_type == b"application/json" else None
+                return (name, lane) if media_type == b"application/json" else None
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        name = self._eligible(scope)
-        if name is None:
+        eligible = self._eligible(scope)
+        if eligible is None:
             await self.app(scope, receive, send)
             return
+        name, lane = eligible
         body = await read_body(receive) or b""  # no limit here: BodySizeLimit is outside
         replay = replaying(body, receive)
         try:
@@ -70,10 +128,11 @@ class HotAdd:
             await self.app(scope, replay, send)  # the route answers with its exact error
             return
         scope["app"] = self.fastapi_app
-        scope["route"] = _ADD_ROUTE  # what routing would have recorded (the metrics label)
+        scope["route"] = lane.route  # what routing would have recorded (the metrics label)
         request = Request(scope, replay)
         try:
-            await require_admin(request)
+            for check in lane.checks:
+                await check(request)
             result = await add_one(self.fastapi_app.state.queues, name, parsed)
         except Exception as exc:
             response, expected = await self._error_response(request, exc)

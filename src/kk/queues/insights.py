@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kk.dashboard.alerts import QueueSignals
+from kk.queues.alerts import AlertInputs, QueueSignals
 from kk.queues.schemas import QueueStats
 from kk.queues.service import QueueService
 from kk.queues.workers_view import process_counts, read_workers
@@ -87,15 +87,6 @@ async def throughput(
             series_from(f_meta, f_points, now_ms, minutes),
         )
     return out
-
-
-@dataclass(frozen=True)
-class AlertInputs:
-    """What the alert rules need beyond the counts."""
-
-    oldest_waiting_s: float | None
-    window_completed: int
-    window_failed: int
 
 
 def to_signals(stats: QueueStats, inputs: AlertInputs) -> QueueSignals:

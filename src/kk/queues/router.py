@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
-from fastapi.openapi.models import Example
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from kk.errors import AppError, ErrorCode
-from kk.processors.email import EmailJobData, template_catalog
-from kk.queues.builtin_bodies import BUILTIN_ADDS, BuiltinAdd
+from kk.names import QUEUE_NAME_RE
 from kk.queues.events import EventStreamResponse, EventStreams, JobOutcome, parse_stream_id
-from kk.queues.names import QUEUE_NAME_RE
 from kk.queues.schemas import (
-    AddEmailJob,
     AddJob,
     AddJobResult,
     AddJobsBulk,
@@ -22,7 +18,6 @@ from kk.queues.schemas import (
     CleanableStatus,
     CleanResult,
     DuplicateJob,
-    EmailTemplate,
     JobStatus,
     JobView,
     Ok,
@@ -31,7 +26,7 @@ from kk.queues.schemas import (
 from kk.queues.service import Added, QueueService
 from kk.queues.workers_view import WorkerListResponse, read_workers
 from kk.schemas import Envelope
-from kk.security import client_ip, require_admin, require_read
+from kk.security.access import client_ip, require_admin, require_read
 
 router = APIRouter(prefix="/api/queues", tags=["queues"])
 
@@ -155,41 +150,7 @@ async def stream_queue_events(
     return EventStreamResponse(events.stream(key, after), release)
 
 
-_EMAIL_EXAMPLE = {
-    "default": {
-        "summary": "works as pasted",
-        "value": EmailJobData.model_config["json_schema_extra"]["examples"][0],  # type: ignore[index]
-    }
-}
-
-
-@router.get("/email/templates", dependencies=[Depends(require_read)])
-async def email_templates(service: Service) -> Envelope[list[EmailTemplate]]:
-    service.queue("email")
-    return Envelope(data=[EmailTemplate(**entry) for entry in template_catalog()])
-
-
-@router.post(
-    "/email/jobs",
-    status_code=201,
-    dependencies=[Depends(require_admin)],
-    responses={200: {"description": "`options.jobId` named an existing job (`duplicate`)"}},
-)
-async def add_email_job(
-    body: Annotated[AddEmailJob, Body(openapi_examples=_EMAIL_EXAMPLE)],
-    service: Service,
-    response: Response,
-) -> AddJobResult:
-    # The body is the job data: its errors name `data.activationLink`, not `data.data...`.
-    fields = body.model_dump(mode="json", exclude={"options"})
-    data = service.validate_payload("email", fields, "")
-    added = await service.add("email", body.type, data, body.options)
-    result = _result(added, "Email job added to the queue")
-    response.status_code = result.status_code
-    return result
-
-
-def _result(added: Added, message: str) -> AddJobResult:
+def add_result(added: Added, message: str) -> AddJobResult:
     if not added.duplicate:
         return AddJobResult(jobId=added.id, message=message)
     return AddJobResult(
@@ -206,46 +167,7 @@ async def add_one(service: QueueService, queue_name: str, body: AddJob) -> AddJo
     data = service.validate_payload(queue_name, body.data)
     job_name = body.name or service.default_job_name(queue_name)
     added = await service.add(queue_name, job_name, data, body.options)
-    return _result(added, f"Job added to queue '{queue_name}'")
-
-
-def _builtin_add_route(spec: BuiltinAdd) -> None:
-    """`POST /api/queues/<queue>/jobs` documented with the queue's own data model. The fast
-    lane answers well-formed adds before routing, through `add_one` like the generic route;
-    this route answers the rest with errors that name the model's fields."""
-    queue = spec.queue
-
-    async def registered(service: Service) -> None:
-        service.queue(queue)  # an unconfigured queue is a 404 before the body is judged
-
-    async def endpoint(body: Any, service: Service, response: Response) -> AddJobResult:
-        data = body.data.model_dump(mode="json", exclude_unset=True)
-        plain = AddJob(name=body.name, data=data, options=body.options)
-        result = await add_one(service, queue, plain)
-        response.status_code = result.status_code
-        return result
-
-    example: dict[str, Example] = {"default": {"summary": "works as pasted", "value": spec.example}}
-    endpoint.__annotations__ = {
-        "body": Annotated[spec.body, Body(openapi_examples=example)],
-        "service": Service,
-        "response": Response,
-        "return": AddJobResult,
-    }
-    endpoint.__name__ = f"add_{queue.replace('-', '_')}_job"
-    router.add_api_route(
-        f"/{queue}/jobs",
-        endpoint,
-        methods=["POST"],
-        status_code=201,
-        summary=spec.summary,
-        dependencies=[Depends(require_admin), Depends(registered)],
-        responses={200: {"description": "`options.jobId` named an existing job (`duplicate`)"}},
-    )
-
-
-for _spec in BUILTIN_ADDS:
-    _builtin_add_route(_spec)
+    return add_result(added, f"Job added to queue '{queue_name}'")
 
 
 @router.post(

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, field_validator
 
 from kk.json_text import shallow
-from kk.queues.names import is_reserved_job_id
+from kk.names import is_reserved_job_id
 
 # Job data as a client sends it: a JSON object of bounded nesting.
 JobData = Annotated[dict[str, Any], BeforeValidator(shallow)]

@@ -13,9 +13,8 @@ import logging
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from bullmq import Job, Queue
 from pydantic import BaseModel, ValidationError
@@ -24,14 +23,15 @@ from redis.asyncio.cluster import RedisCluster
 
 from kk.compat.add_batcher import AddBatcher
 from kk.compat.bullmq_private import get_jobs_raw, get_jobs_sha
+from kk.config import QueueConfig, Settings
 from kk.errors import AppError, ErrorCode, field_errors, summary
+from kk.files import strip_server_paths
 from kk.infra.redis_client import BoundedRedis
 from kk.json_text import client_json, too_deep
-from kk.processors.base import ProcessorSpec
-from kk.processors.paths import strip_server_paths
-from kk.queues.names import is_reserved_job_id, validate_queue_name
+from kk.names import is_reserved_job_id, validate_queue_name
 from kk.queues.schemas import CleanableStatus, JobOptions, JobStatus, JobView, QueueStats
-from kk.settings import QueueConfig, Settings
+from kk.queues.snapshot import snapshot
+from kk.times import iso_from_ms
 
 log = logging.getLogger("kk.queues")
 
@@ -73,11 +73,7 @@ def _iso_ms(value: Any) -> str | None:
         return None
     if ms <= 0:
         return None
-    return (
-        datetime.fromtimestamp(ms / 1000, UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
+    return iso_from_ms(ms)
 
 
 def _json_field(raw: Mapping[str, str], field: str, default: Any) -> Any:
@@ -142,14 +138,26 @@ def job_view(
     )
 
 
+class QueueContract(Protocol):
+    """What the service needs to know of a queue's jobs: the model that checks their data
+    (None: any JSON object) and the job name used when a client adds without one. A
+    processor's spec (`kk.processors.base.ProcessorSpec`) is one."""
+
+    @property
+    def payload(self) -> type[BaseModel] | None: ...
+
+    @property
+    def default_job_name(self) -> str: ...
+
+
 class QueueService:
     def __init__(
-        self, redis: Redis, settings: Settings, processors: Mapping[str, ProcessorSpec | None]
+        self, redis: Redis, settings: Settings, contracts: Mapping[str, QueueContract | None]
     ) -> None:
         self.redis = redis
         self.settings = settings
         self.prefix = settings.queue_prefix
-        self._processors = processors
+        self._contracts = contracts
         # Queue objects share the service's pooled client (never closed through them).
         self._queues: dict[str, Queue] = {
             name: Queue(name, {"connection": redis, "prefix": self.prefix})
@@ -190,8 +198,6 @@ class QueueService:
         """Counts of many queues in one round trip (the dashboard's snapshot script, which
         reads every list and set server-side; a pipeline would cost a reply and a Python
         parse per command)."""
-        from kk.queues.snapshot import snapshot  # the snapshot module builds on this one
-
         rows = await snapshot(self, list(names), int(time.time() * 1000))
         return [stats for stats, _ in rows]
 
@@ -244,11 +250,11 @@ class QueueService:
         if reason:  # before pydantic, whose serializer fails on very deep values
             message = f"Invalid job data: {field or 'data'}: {reason}"
             raise AppError(ErrorCode.VALIDATION_ERROR, message)
-        spec = self._processors.get(name)
-        if spec is None or spec.payload is None:
+        payload = self.data_model(name)
+        if payload is None:
             return data
         try:
-            model: BaseModel = spec.payload.model_validate(data)
+            model: BaseModel = payload.model_validate(data)
         except ValidationError as exc:
             details = field_errors(exc.errors(), field)
             raise AppError(
@@ -266,9 +272,14 @@ class QueueService:
             )
         return model.model_dump(mode="json", exclude_unset=True)
 
+    def data_model(self, name: str) -> type[BaseModel] | None:
+        """The model a queue's job data must satisfy, if it has one."""
+        contract = self._contracts.get(name)
+        return contract.payload if contract else None
+
     def default_job_name(self, name: str) -> str:
-        spec = self._processors.get(name)
-        return spec.default_job_name if spec else "job"
+        contract = self._contracts.get(name)
+        return contract.default_job_name if contract else "job"
 
     def _job_opts(self, name: str, options: JobOptions | None) -> dict[str, Any]:
         cfg = self.config(name)

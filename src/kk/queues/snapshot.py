@@ -13,13 +13,29 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import Protocol
 
+from bullmq import Queue
+from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
-from kk.queues.insights import AlertInputs
+from kk.config import QueueConfig
+from kk.queues.alerts import AlertInputs
 from kk.queues.schemas import QueueStats
-from kk.queues.service import QueueService
+
+
+class QueueKeys(Protocol):
+    """What the snapshot reads of `QueueService` (which calls it for its counts)."""
+
+    redis: Redis
+
+    def queue(self, name: str) -> Queue: ...
+
+    def key(self, name: str, suffix: str) -> str: ...
+
+    def config(self, name: str) -> QueueConfig: ...
+
 
 # Counts as stats_many reads them (`waiting` adds BullMQ < 5's separate paused list).
 # BullMQ's metrics per kind: hash count/prevTS/prevCount, where the minute of prevTS is
@@ -69,7 +85,7 @@ _BATCH = 100
 _SHA = hashlib.sha1(_SNAPSHOT.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
 
 
-async def _run(service: QueueService, names: Sequence[str], now_ms: int) -> list:
+async def _run(service: QueueKeys, names: Sequence[str], now_ms: int) -> list:
     batches = []
     for i in range(0, len(names), _BATCH):
         batch = names[i : i + _BATCH]
@@ -88,7 +104,7 @@ async def _run(service: QueueService, names: Sequence[str], now_ms: int) -> list
 
 
 async def snapshot(
-    service: QueueService, names: Sequence[str], now_ms: int
+    service: QueueKeys, names: Sequence[str], now_ms: int
 ) -> list[tuple[QueueStats, AlertInputs]]:
     names = [service.queue(n).name for n in names]
     replies = await _run(service, names, now_ms)

@@ -17,13 +17,14 @@ import re
 import socket
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel
 from redis.exceptions import ResponseError
 
-log = logging.getLogger("kk.queues.workers")
+from kk.times import iso_from_ms
+
+log = logging.getLogger("kk.queues.workers_view")
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _KK_NAME = re.compile(
@@ -71,10 +72,6 @@ def _int(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
-
-
-def _iso_ms(ms: float) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def _address(addr: str) -> str:
@@ -134,7 +131,7 @@ def worker_processes(
                     pid=int(parsed["pid"]) if parsed else None,
                     queues=[],
                     concurrency={},
-                    started=_iso_ms(int(parsed["started"])) if parsed else None,
+                    started=iso_from_ms(int(parsed["started"])) if parsed else None,
                     lastSeen=None,
                     idleSeconds=None,
                     connections=0,
@@ -157,7 +154,7 @@ def worker_processes(
         row.queues.sort()
         if group.idles:
             row.idleSeconds = min(group.idles)
-            row.lastSeen = _iso_ms(now_ms - row.idleSeconds * 1000)
+            row.lastSeen = iso_from_ms(now_ms - row.idleSeconds * 1000)
         rows.append(row)
     return sorted(rows, key=lambda r: (r.host, r.pid or 0, r.name))
 

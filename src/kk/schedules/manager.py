@@ -32,10 +32,10 @@ from bullmq import Job, Queue
 from croniter import croniter
 from redis.asyncio import Redis
 
+from kk.config import Settings
+from kk.config.schedules import ScheduleConfig
 from kk.errors import AppError, ErrorCode
 from kk.queues.service import QueueService
-from kk.schedules.config import ScheduleConfig
-from kk.settings import Settings
 
 log = logging.getLogger("kk.schedules")
 

@@ -5,12 +5,12 @@ compared in constant time, so timing does not reveal which one nearly matched. W
 configured the service is open, and then only listens on loopback (see `kk serve`).
 
 The dashboard signs in once with a key and then sends a session cookie instead
-(`kk.dashboard.session`). A browser sends that cookie on its own, so a change made with
+(`kk.security.session`). A browser sends that cookie on its own, so a change made with
 it must also carry the session's CSRF token and come from this origin. Header keys are
 never sent by a browser on its own, so they need neither.
 
-Wrong keys count against the client's IP (`kk.auth_guard`); signing out revokes the
-session server-side (`kk.dashboard.session.revoked`). docs/security.md has the threat model.
+Wrong keys count against the client's IP (`kk.security.failures`); signing out revokes the
+session server-side (`kk.security.session.revoked`). docs/security.md has the threat model.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from enum import StrEnum
 
 from fastapi import Request
 
-from kk.auth_guard import auth_failures
-from kk.dashboard.session import COOKIE, Session, keyring, revoked, same_origin
 from kk.errors import AppError, ErrorCode
+from kk.security.failures import auth_failures
+from kk.security.session import COOKIE, Session, keyring, revoked, same_origin
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 RATE_LIMIT_PREFIX = "kk:ratelimit:"

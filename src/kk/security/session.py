@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 
-from kk.processors.paths import create_exclusive
-from kk.settings import Settings
+from kk.config import Settings
+from kk.files import create_exclusive
 
 COOKIE = "kk_session"
 REVOKED_PREFIX = "kk:session:revoked:"

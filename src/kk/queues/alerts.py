@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from kk.settings import AlertRules
+from kk.config import AlertRules
 
 Level = Literal["warning", "critical"]
 
@@ -28,6 +28,15 @@ class QueueSignals:
     # Finished jobs in the failure-ratio window (BullMQ's per-minute metrics).
     window_completed: int = 0
     window_failed: int = 0
+
+
+@dataclass(frozen=True)
+class AlertInputs:
+    """What the alert rules need beyond the counts."""
+
+    oldest_waiting_s: float | None
+    window_completed: int
+    window_failed: int
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,12 @@ from bullmq import Job, Worker
 from redis.asyncio import Redis
 
 from kk.compat.chaining_worker import ChainingWorker
+from kk.config import Settings
 from kk.infra.redis_client import worker_client
 from kk.logs import job_fields_var
 from kk.processors.base import JobContext, ProcessorSpec
-from kk.queues.worker_errors import WorkerErrors
 from kk.queues.workers_view import worker_name
-from kk.settings import Settings
+from kk.workers.errors import WorkerErrors
 
 log = logging.getLogger("kk.worker")
 

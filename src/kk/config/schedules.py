@@ -1,6 +1,6 @@
 """What a cron schedule is in configuration, and the built-in ones.
 
-Kept free of the rest of the package so settings can import it without cycles.
+Part of the configuration layer: it imports nothing else of the service.
 """
 
 from __future__ import annotations
@@ -73,3 +73,9 @@ def default_schedules(finished_age_s: int) -> dict[str, ScheduleConfig]:
             },
         ),
     }
+
+
+class ScheduleSettings(BaseModel):
+    # Cron schedules by name; unset = the built-in ones (daily-cleanup, hourly-trim). Whether
+    # each is enabled is kept in Redis once changed through the API, so all processes agree.
+    schedules: dict[str, ScheduleConfig] | None = None

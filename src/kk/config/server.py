@@ -1,0 +1,27 @@
+"""Where the service listens, where it keeps its files, how it logs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, field_validator
+
+LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
+
+
+class ServerSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    # The embedded Redis, SQLite, session secret, outbox, storage and temp files live here.
+    data_dir: Path = Path("./data")
+    log_level: str = "info"
+    log_json: bool = False
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.data_dir / "outbox"

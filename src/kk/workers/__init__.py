@@ -1,0 +1,1 @@
+"""Worker processes: run the processors of queues with BullMQ workers."""
