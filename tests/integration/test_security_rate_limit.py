@@ -10,8 +10,8 @@ import uuid
 import httpx
 import redis
 
-from kk.dashboard.session import Keyring
-from kk.settings import Settings
+from kk.config import Settings
+from kk.security.session import Keyring
 from tests.integration.helpers import assert_error
 from tests.support.server import start_server
 

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from kk.dashboard.session import Keyring
-from kk.settings import Settings
+from kk.config import Settings
+from kk.security.session import Keyring
 from tests.integration.helpers import assert_error
 from tests.support.server import KKServer, start_server
 
