@@ -59,3 +59,31 @@ def test_bad_queue_configuration_is_refused(monkeypatch):
     monkeypatch.setenv("KK_QUEUES", '{"ok": {"concurrency": 0}}')
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_every_field_is_read_from_its_flat_variable_whatever_its_group(monkeypatch, tmp_path):
+    """Settings is split into one group per domain; the variable names stay `KK_<FIELD>`."""
+    from kk.config.cache import CacheSettings
+    from kk.config.security import SecuritySettings
+
+    monkeypatch.setenv("KK_CACHE_PREFIX", "mine:")
+    monkeypatch.setenv("KK_RATE_LIMIT_PER_MINUTE", "7")
+    monkeypatch.setenv("KK_REDIS_ANSWER_TIMEOUT_S", "1.5")
+    monkeypatch.setenv("KK_DATA_DIR", str(tmp_path / "d"))
+    settings = Settings()
+    assert isinstance(settings, CacheSettings) and isinstance(settings, SecuritySettings)
+    assert settings.cache_prefix == "mine:" and settings.rate_limit_per_minute == 7
+    assert settings.redis_timeout_s == 1.5
+    # Paths default under the data dir, unless given.
+    assert settings.temp_dir == tmp_path / "d" / "tmp"
+    monkeypatch.setenv("KK_TEMP_DIR", str(tmp_path / "t"))
+    assert Settings().temp_dir == tmp_path / "t"
+
+
+def test_checks_that_join_two_groups(monkeypatch):
+    monkeypatch.setenv("KK_REDIS_URL", "redis+cluster://127.0.0.1:7000")
+    assert Settings().queue_prefix == "{bull}", "a cluster needs a hash-tagged prefix"
+    monkeypatch.delenv("KK_REDIS_URL")
+    monkeypatch.setenv("KK_WORKER_QUEUES", '["email", "nope"]')
+    with pytest.raises(ValidationError, match="nope"):
+        Settings()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -40,6 +40,16 @@ class QueueConfig(BaseModel):
     # "package.module:Model", a pydantic model that validates the job data at add time.
     payload: str | None = None
     alerts: AlertRules = Field(default_factory=AlertRules)
+
+    def job_defaults(self) -> dict[str, Any]:
+        """BullMQ job options every job of the queue gets unless its add says otherwise
+        (API adds and schedule runs alike)."""
+        return {
+            "attempts": self.attempts,
+            "backoff": {"type": self.backoff_type, "delay": self.backoff_delay_ms},
+            "removeOnComplete": {"count": self.keep_completed},
+            "removeOnFail": {"count": self.keep_failed},
+        }
 
 
 def _default_queues() -> dict[str, QueueConfig]:

@@ -6,11 +6,10 @@ Every statement is logged at DEBUG on `kk.db.sql` (with its parameters), so with
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -81,10 +80,3 @@ def create_engine(settings: Settings) -> AsyncEngine:
         )
     event.listen(engine.sync_engine, "before_cursor_execute", _log_statement)
     return engine
-
-
-async def ping(engine: AsyncEngine, timeout_ms: int = 1000) -> None:
-    """`SELECT 1`, raising (TimeoutError or a driver error) if it fails or takes too long."""
-    async with asyncio.timeout(timeout_ms / 1000):
-        async with engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))

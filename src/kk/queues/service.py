@@ -282,13 +282,7 @@ class QueueService:
         return contract.default_job_name if contract else "job"
 
     def _job_opts(self, name: str, options: JobOptions | None) -> dict[str, Any]:
-        cfg = self.config(name)
-        opts: dict[str, Any] = {
-            "attempts": cfg.attempts,
-            "backoff": {"type": cfg.backoff_type, "delay": cfg.backoff_delay_ms},
-            "removeOnComplete": {"count": cfg.keep_completed},
-            "removeOnFail": {"count": cfg.keep_failed},
-        }
+        opts = self.config(name).job_defaults()
         if options is None:
             return opts
         if options.delay is not None:
@@ -407,9 +401,6 @@ class QueueService:
 
     async def resume(self, name: str) -> None:
         await self.queue(name).resume()
-
-    async def is_paused(self, name: str) -> bool:
-        return bool(await self.redis.hexists(self.key(self._check(name), "meta"), "paused"))
 
     async def clean(
         self, name: str, statuses: Iterable[str], grace_ms: int, limit: int | None

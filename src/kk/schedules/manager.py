@@ -183,13 +183,7 @@ class ScheduleManager:
     # -- BullMQ --------------------------------------------------------------------------
 
     def _job_opts(self, cfg: ScheduleConfig) -> dict[str, Any]:
-        q = self.settings.queues[cfg.queue]
-        return {
-            "attempts": q.attempts,
-            "backoff": {"type": q.backoff_type, "delay": q.backoff_delay_ms},
-            "removeOnComplete": {"count": q.keep_completed},
-            "removeOnFail": {"count": q.keep_failed},
-        }
+        return self.settings.queues[cfg.queue].job_defaults()
 
     def _fingerprint(self, cfg: ScheduleConfig) -> str:
         spec = {**cfg.model_dump(mode="json", exclude={"enabled", "description"})}
