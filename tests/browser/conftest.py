@@ -3,6 +3,7 @@ tests; they are skipped with a clear message where the browser is missing."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -53,3 +54,37 @@ def watch_problems(page: Any) -> list[str]:
         lambda msg: problems.append(msg.text) if "Content Security Policy" in msg.text else None,
     )
     return problems
+
+
+@contextlib.contextmanager
+def open_page(
+    browser: Any,
+    *,
+    width: int = 1280,
+    height: int = 900,
+    locale: str | None = "en-US",
+    answer_dialogs: bool = True,
+    **context_args: Any,
+) -> Iterator[Any]:
+    """A page in a context of its own, watched for script errors and CSP violations (none
+    may happen: checked when the page is done with). With `answer_dialogs`, every confirm()
+    is answered yes and what it asked is kept in `page.asked`. `page.problems` lists what
+    went wrong so far; the context is `page.context`."""
+    if locale is not None:
+        context_args["locale"] = locale
+    context = browser.new_context(viewport={"width": width, "height": height}, **context_args)
+    page = context.new_page()
+    page.problems = watch_problems(page)
+    page.asked = []
+
+    def answer(dialog: Any) -> None:
+        page.asked.append(dialog.message)
+        dialog.accept()
+
+    if answer_dialogs:
+        page.on("dialog", answer)
+    try:
+        yield page
+    finally:
+        context.close()
+    assert not page.problems, page.problems

@@ -7,19 +7,15 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.browser.conftest import watch_problems
+from tests.browser.conftest import open_page
 
 
 @pytest.fixture
 def page(browser, server):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    problems = watch_problems(page)
     origins: set[str] = set()
-    page.on("request", lambda request: origins.add(urlsplit(request.url).netloc))
-    yield page
-    context.close()
-    assert not problems, problems
+    with open_page(browser, locale=None, answer_dialogs=False) as page:
+        page.on("request", lambda request: origins.add(urlsplit(request.url).netloc))
+        yield page
     assert origins <= {urlsplit(server.url).netloc, ""}, origins
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.browser.conftest import watch_problems
+from tests.browser.conftest import open_page
 from tests.integration.dashboard_support import dashboard_env
 from tests.support.server import KKServer, start_server, wait_for
 
@@ -36,20 +36,15 @@ def api(srv: KKServer) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
-def context(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    yield context
-    context.close()
+def page(browser, srv: KKServer):
+    with open_page(browser, locale=None) as page:
+        page.goto(f"{srv.url}/dashboard")
+        yield page
 
 
 @pytest.fixture
-def page(context, srv: KKServer):
-    page = context.new_page()
-    problems = watch_problems(page)
-    page.on("dialog", lambda dialog: dialog.accept())
-    page.goto(f"{srv.url}/dashboard")
-    yield page
-    assert not problems, problems
+def context(page):
+    return page.context
 
 
 def sign_in(page, key: str) -> None:
@@ -88,6 +83,38 @@ def test_a_read_key_shows_data_but_no_actions(page, api, srv):
         "(q) => fetch(`/api/queues/${q}/pause`, {method: 'POST'}).then((r) => r.status)", QUEUE
     )
     assert answer == 403 and paused(api) is False
+
+
+def test_a_read_key_is_offered_no_add_or_duplicate(page, api, srv):
+    added = api.post(f"/api/queues/{QUEUE}/jobs", json={"data": {"n": 1}})
+    assert added.status_code == 201, added.text
+    job_id = added.json()["jobId"]
+    sign_in(page, READER)
+    page.locator(f'#queues-body tr[data-queue="{QUEUE}"]').wait_for(timeout=10_000)
+    page.goto(f"{srv.url}/dashboard#/queue/{QUEUE}/waiting/0")
+    page.locator("#live-mark").wait_for(timeout=10_000)  # the session cookie opens the stream
+    assert page.locator(f'#jobs-body tr[data-job="{job_id}"]').is_visible()
+    page.goto(f"{srv.url}/dashboard#/queue/{QUEUE}/job/{job_id}")
+    page.locator("#job-detail .job-head").wait_for(timeout=10_000)
+    assert page.locator("#job-detail button").count() == 0  # no duplicate, no remove
+    assert page.locator("#q-add").is_hidden()
+    page.goto(f"{srv.url}/dashboard#/queue/{QUEUE}/add/{job_id}")  # typed in by hand
+    page.locator("#add-denied").wait_for(timeout=10_000)
+    assert page.locator("#add-denied").inner_text().startswith("Signed in with a read key")
+    assert page.locator("#add-form").is_hidden()
+    assert page.locator("#add-fields [data-prop], #add-data").count() == 0
+
+
+def test_an_admin_key_adds_a_job_from_the_form_with_its_session(page, api, srv):
+    sign_in(page, ADMIN)
+    page.locator(f'#queues-body tr[data-queue="{QUEUE}"]').wait_for(timeout=10_000)
+    page.goto(f"{srv.url}/dashboard#/queue/{QUEUE}/add")
+    page.locator("#add-data").fill('{"from": "the form"}')
+    page.locator("#add-submit").click()  # the cookie and the CSRF token, as every action
+    link = page.locator("#add-result a[data-job]")
+    link.wait_for(timeout=10_000)
+    job = api.get(f"/api/queues/{QUEUE}/jobs/{link.get_attribute('data-job')}").json()["data"]
+    assert job["data"] == {"from": "the form"}
 
 
 def test_an_admin_key_pauses_and_the_cookie_is_http_only_and_strict(page, api, context):

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.browser.conftest import watch_problems
+from tests.browser.conftest import open_page
 from tests.integration.dashboard_support import FAIL_FIRST, dashboard_env
 from tests.integration.helpers import add_job, wait_job
 from tests.support.server import ROOT, KKServer, start_server, wait_for
@@ -32,13 +32,9 @@ def api(srv: KKServer) -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def page(browser, srv: KKServer):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    problems = watch_problems(page)
-    page.goto(f"{srv.url}/dashboard")
-    yield page
-    context.close()
-    assert not problems, problems
+    with open_page(browser, locale=None, answer_dialogs=False) as page:  # Dialogs answers
+        page.goto(f"{srv.url}/dashboard")
+        yield page
 
 
 class Dialogs:

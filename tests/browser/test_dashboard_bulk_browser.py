@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.browser.conftest import watch_problems
+from tests.browser.conftest import open_page
 from tests.integration.dashboard_support import FAIL_FIRST, dashboard_env
 from tests.integration.helpers import add_job, assert_error, wait_job
 from tests.support.server import KKServer, start_server, wait_for
@@ -33,20 +33,9 @@ def api(srv: KKServer) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
-def page(browser, srv: KKServer):
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
-    page = context.new_page()
-    problems = watch_problems(page)
-    page.asked = []  # what confirm() asked; every question is answered yes
-
-    def answer(dialog) -> None:
-        page.asked.append(dialog.message)
-        dialog.accept()
-
-    page.on("dialog", answer)
-    yield page
-    context.close()
-    assert not problems, problems
+def page(browser):
+    with open_page(browser) as page:  # page.asked: what confirm() asked, answered yes
+        yield page
 
 
 def open_list(page, srv: KKServer, queue: str, state: str) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.browser.conftest import watch_problems
+from tests.browser.conftest import open_page
 from tests.integration.dashboard_support import FAIL_FIRST, dashboard_env
 from tests.integration.helpers import add_job, wait_job
 from tests.support.server import KKServer, start_server, wait_for
@@ -87,28 +87,16 @@ def api(srv: KKServer) -> Iterator[httpx.Client]:
         yield c
 
 
-def new_page(browser, locale: str):
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale=locale)
-    page = context.new_page()
-    page.problems = watch_problems(page)
-    page.on("dialog", lambda dialog: dialog.accept())
-    return context, page
-
-
 @pytest.fixture
 def zh(browser) -> Iterator:
-    context, page = new_page(browser, "zh-CN")
-    yield page
-    context.close()
-    assert not page.problems, page.problems
+    with open_page(browser, locale="zh-CN") as page:
+        yield page
 
 
 @pytest.fixture
 def en(browser) -> Iterator:
-    context, page = new_page(browser, "en-US")
-    yield page
-    context.close()
-    assert not page.problems, page.problems
+    with open_page(browser, locale="en-US") as page:
+        yield page
 
 
 def test_the_catalogue_check_sees_english(en, srv):
@@ -139,6 +127,12 @@ def test_a_chinese_browser_gets_a_chinese_page_with_nothing_english_left(zh, api
         zh.wait_for_timeout(300)
         assert english_left(zh) == [], route
     assert zh.locator("#job-detail .attempt h4").first.inner_text().startswith("第 1 次尝试")
+    # The add form, duplicating that job.
+    zh.locator('#job-detail button[data-action="duplicate"]').click()
+    zh.locator("#view-add #add-data").wait_for(timeout=10_000)
+    zh.wait_for_timeout(300)
+    assert english_left(zh) == []
+    assert zh.locator("#add-submit").inner_text() == "添加任务"
 
 
 def test_the_language_switch_is_remembered(en, srv):

@@ -18,6 +18,7 @@ from starlette.types import Scope
 
 from kk.dashboard.actions_router import router as actions_router
 from kk.dashboard.attempts import router as attempts_router
+from kk.dashboard.forms import router as forms_router
 from kk.dashboard.router import router as dashboard_router
 from kk.dashboard.session_router import router as session_router
 from kk.dashboard.system import router as system_router
@@ -52,6 +53,7 @@ def install_dashboard(app: FastAPI) -> None:
     app.include_router(session_router)
     app.include_router(system_router)
     app.include_router(attempts_router)
+    app.include_router(forms_router)
 
     @app.get("/dashboard", include_in_schema=False)
     async def dashboard_page() -> FileResponse:

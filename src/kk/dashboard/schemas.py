@@ -194,3 +194,16 @@ class BulkResult(BaseModel):
     succeeded: int
     failed: int
     results: list[BulkOutcome]
+
+
+class JobForm(BaseModel):
+    """What the dashboard's add form is built from. `dataSchema` is the JSON Schema of the
+    queue's job data model (null: the queue takes any JSON object); `body` says how the add
+    route takes the data: `job` (`{name, data, options}`) or `fields` (the data's fields at
+    the top level, with `options`, as the email route takes them)."""
+
+    queue: str
+    dataSchema: dict[str, object] | None
+    defaultJobName: str
+    example: dict[str, object] | None
+    body: Literal["job", "fields"]

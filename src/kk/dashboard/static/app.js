@@ -21,6 +21,14 @@
   const OLD_KEY_STORE = "kk.apiKey"; // where earlier versions kept a key: removed at start
   const SEARCH_LIMIT = 500; // matches a search shows (all on one list, so all can be ticked)
   const BULK_MAX = 1000; // ids one bulk action takes (the server's bound)
+  // Live lists: a queue view follows the queue's event stream (SSE) and refreshes on its
+  // events, at most once per LIVE_MS; the interval poll is the fallback. While the stream
+  // is up, a slow tick still redraws relative times and whatever sends no event.
+  const LIVE_MS = 500;
+  const STREAM_IDLE_S = 60;
+  const STREAM_RETRY_MS = 30000; // a stream the server refused is asked for again after this
+  const STREAM_EVENTS = ["added", "waiting", "active", "completed", "failed", "delayed", "removed", "cleaned",
+    "paused", "resumed", "stalled", "retries-exhausted", "waiting-children", "duplicated", "deduplicated", "debounced"];
   // A bulk action, the states it applies to and its words.
   const BULK = {
     retry: { states: ["failed"], ask: "bulk.confirmRetry", done: "bulk.doneRetry" },
@@ -41,6 +49,10 @@
   const prefs = { interval: DEFAULT_INTERVAL, paused: false };
   // The list's search and ticked jobs, kept while the same queue and state are shown.
   const pick = { key: null, ids: new Set(), shown: [], found: null, query: "" };
+  // The queue's event stream: `live` once it is open and driving the updates.
+  const stream = { es: null, queue: null, live: false, pending: null, last: 0, refused: null, refusedAt: 0 };
+  // The add form on screen: the route and language it was built for, and its fields.
+  const adder = { key: null, route: null, form: null, fields: [] };
 
   // -- language -----------------------------------------------------------------------------
 
@@ -228,6 +240,9 @@
     const key = liveState.key === "live.updated" && prefs.paused ? "live.paused" : liveState.key;
     el.textContent = t(key, { time });
     el.classList.toggle("bad", !liveState.ok);
+    const mark = $("live-mark");
+    mark.classList.toggle("hidden", !(stream.live && !prefs.paused));
+    mark.title = t("live.streamTitle");
   }
 
   // -- API --------------------------------------------------------------------------------
@@ -258,6 +273,7 @@
       const err = new Error((body && body.error) || t("error.http", { status: res.status }));
       err.status = res.status;
       err.code = body && body.code;
+      err.details = body && Array.isArray(body.details) ? body.details : null;
       throw err;
     }
     return body;
@@ -323,6 +339,7 @@
     showWho();
     $("logout").classList.add("hidden");
     banner("");
+    closeStream();
     live("live.signedOut", false);
     state.shown = null;
     show("login");
@@ -374,6 +391,7 @@
     }
     if (parts[0] === "queue" && parts[1]) {
       if (parts[2] === "job" && parts[3]) return { view: "job", queue: parts[1], job: parts.slice(3).join("/") };
+      if (parts[2] === "add") return { view: "add", queue: parts[1], job: parts[3] ? parts.slice(3).join("/") : null };
       const st = STATES.includes(parts[2]) ? parts[2] : "waiting";
       return { view: "queue", queue: parts[1], status: st, page: Math.max(0, parseInt(parts[3] || "0", 10) || 0) };
     }
@@ -384,11 +402,12 @@
     const e = encodeURIComponent;
     if (route.view === "queue") return `#/queue/${e(route.queue)}/${route.status || "waiting"}/${route.page || 0}`;
     if (route.view === "job") return `#/queue/${e(route.queue)}/job/${e(route.job)}`;
+    if (route.view === "add") return `#/queue/${e(route.queue)}/add${route.job ? `/${e(route.job)}` : ""}`;
     return "#/";
   }
 
   function show(view) {
-    for (const id of ["view-login", "view-error", "view-overview", "view-queue", "view-job"]) {
+    for (const id of ["view-login", "view-error", "view-overview", "view-queue", "view-job", "view-add"]) {
       $(id).classList.toggle("hidden", id !== `view-${view}`);
     }
   }
@@ -399,14 +418,16 @@
     state.shown = null;
     show(null);
     const ids = ["cards", "alerts", "queues-body", "schedules-body", "redis-facts", "workers-body", "q-title", "q-counts", "state-tabs",
-      "jobs-head", "jobs-body", "jobs-total", "page-info", "job-queue-link", "job-title", "job-detail", "match-info", "bulk-count"];
+      "jobs-head", "jobs-body", "jobs-total", "page-info", "job-queue-link", "job-title", "job-detail", "match-info", "bulk-count",
+      "add-queue-link", "add-title", "add-hint", "add-fields", "add-errors", "add-result"];
     for (const id of ids) {
       $(id).replaceChildren();
       delete $(id).dataset.sig;
     }
-    for (const id of ["q-pause", "q-retry-all", "q-clean", "page-prev", "page-next", "bulk-matches", "bulk-retry", "bulk-promote", "bulk-remove"]) {
+    for (const id of ["q-pause", "q-retry-all", "q-clean", "q-add", "page-prev", "page-next", "bulk-matches", "bulk-retry", "bulk-promote", "bulk-remove", "add-example"]) {
       $(id).onclick = null;
     }
+    forgetForm();
   }
 
   function showError(route, e) {
@@ -742,6 +763,7 @@
       $("q-clean-grace").value = "0";
     }
     $("q-actions").classList.toggle("hidden", readOnly());
+    $("q-add").onclick = () => { location.hash = href({ view: "add", queue: route.queue }); };
     const verb = s.paused ? "resume" : "pause";
     const key = s.paused ? "resumeQueue" : "pauseQueue";
     const vars = { name: route.queue, queue: route.queue, count: fmtNum(s.failed) };
@@ -936,8 +958,9 @@
   // -- one job ----------------------------------------------------------------------------
 
   // Without better knowledge, a frame from a dependency (site-packages, node_modules, the
-  // standard library) or from the machinery every job runs through (kk/queues) is library.
-  const LIB_FRAME = /site-packages|dist-packages|node_modules|[\\/]lib[\\/]python\d|node:internal|<frozen |(^|[\\/"])kk[\\/]queues[\\/]/;
+  // standard library) or from the machinery every job runs through (kk/workers, kk/compat,
+  // kk/queues) is library.
+  const LIB_FRAME = /site-packages|dist-packages|node_modules|[\\/]lib[\\/]python\d|node:internal|<frozen |(^|[\\/"])kk[\\/](queues|workers|compat)[\\/]/;
   const FRAME = /^\s*(File "|at )/;
   const lastTwo = (path) => path.split(/[\\/]/).slice(-2).join("/");
 
@@ -1039,7 +1062,10 @@
       const parts = [
         h("div", { class: "job-head" },
           h("h2", {}, h("span", { text: j.name }), " ", h("span", { class: `badge ${j.status}`, text: t(`state.${j.status}`) })),
-          h("div", { class: "actions" }, jobActions(route, route.queue, j))),
+          h("div", { class: "actions" }, readOnly() ? null : h("button", {
+            type: "button", data: { action: "duplicate" }, text: t("action.duplicate"),
+            onclick: () => { location.hash = href({ view: "add", queue: route.queue, job: j.id }); },
+          }), jobActions(route, route.queue, j))),
         h("dl", { class: "facts" },
           field("job.id", j.id), field("job.attempts", attemptsText(j)), field("job.progress", pretty(j.progress)),
           field("job.priority", fmtNum(j.priority)), field("job.delay", fmtDuration(j.delay)),
@@ -1065,6 +1091,342 @@
     });
   }
 
+  // -- add and duplicate a job ----------------------------------------------------------------
+
+  // Asked once per queue: the data model changes only with the configuration.
+  const formCache = new Map();
+
+  async function jobForm(queue) {
+    if (!formCache.has(queue)) {
+      formCache.set(queue, (await api(`/api/queue-dashboard/queues/${encodeURIComponent(queue)}/form`)).data);
+    }
+    return formCache.get(queue);
+  }
+
+  function forgetForm() {
+    Object.assign(adder, { key: null, route: null, form: null, fields: [] });
+    $("add-name").value = "";
+    $("add-options").value = "";
+  }
+
+  // A property's schema with `$ref`, a lone `allOf` and `X | None` unwrapped; what it says
+  // itself (title, description, default) wins over what it points to.
+  function resolveSchema(root, node) {
+    let nullable = false;
+    for (let depth = 0; depth < 8 && node && typeof node === "object"; depth += 1) {
+      const { $ref, allOf, anyOf, oneOf, ...own } = node;
+      if (typeof $ref === "string") {
+        const target = ((root && root.$defs) || {})[$ref.replace(/^#\/\$defs\//, "")];
+        if (!target) break;
+        node = { ...target, ...own };
+        continue;
+      }
+      if (Array.isArray(allOf) && allOf.length === 1) {
+        node = { ...allOf[0], ...own };
+        continue;
+      }
+      const alts = anyOf || oneOf;
+      if (Array.isArray(alts)) {
+        const real = alts.filter((a) => !(a && a.type === "null"));
+        if (real.length < alts.length) nullable = true;
+        if (real.length === 1) {
+          node = { ...real[0], ...own };
+          continue;
+        }
+      }
+      if (Array.isArray(node.type)) {
+        const types = node.type.filter((x) => x !== "null");
+        if (types.length < node.type.length) nullable = true;
+        if (types.length === 1) node = { ...node, type: types[0] };
+      }
+      break;
+    }
+    return { node: node || {}, nullable };
+  }
+
+  // Which input a property gets: one per top-level property, JSON for anything nested.
+  function fieldKind(node) {
+    if ("const" in node) return "const";
+    const primitive = (v) => v === null || ["string", "number", "boolean"].includes(typeof v);
+    if (Array.isArray(node.enum) && node.enum.length && node.enum.every(primitive)) return "enum";
+    if (["string", "integer", "number", "boolean"].includes(node.type)) return node.type;
+    return "json";
+  }
+
+  function buildField(root, name, propSchema, required, index) {
+    const { node, nullable } = resolveSchema(root, propSchema);
+    const kind = fieldKind(node);
+    const field = { name, kind, node, required, nullable, input: null };
+    if (kind === "const") return field; // the model's own value: nothing to choose
+    const id = `add-field-${index}`;
+    const attrs = { id, data: { prop: name } };
+    const shown = node.default === undefined || node.default === null ? undefined : pretty(node.default);
+    let input;
+    if (kind === "boolean") {
+      input = h("input", { ...attrs, type: "checkbox", checked: node.default === true });
+    } else if (kind === "enum") {
+      const blank = node.default !== undefined ? t("form.default", { value: pretty(node.default) }) : "—";
+      input = h("select", attrs,
+        !required || nullable || node.default !== undefined ? h("option", { value: "", text: blank }) : h("option", { value: "", text: t("form.choose") }),
+        node.enum.map((v) => h("option", { value: JSON.stringify(v), text: v === null ? "null" : String(v) })));
+    } else if (kind === "integer" || kind === "number") {
+      input = h("input", {
+        ...attrs, type: "number", step: kind === "integer" ? "1" : "any", inputmode: kind === "integer" ? "numeric" : "decimal",
+        min: node.minimum, max: node.maximum, placeholder: shown,
+      });
+    } else if (kind === "string") {
+      const type = node.format === "email" ? "email" : ["uri", "url"].includes(node.format) ? "url" : "text";
+      input = h("input", { ...attrs, type, maxlength: node.maxLength, placeholder: shown, spellcheck: "false" });
+    } else {
+      input = h("textarea", { ...attrs, rows: 3, class: "json", spellcheck: "false", placeholder: shown || (node.type === "array" ? "[ ]" : "{ }") });
+    }
+    field.input = input;
+    const label = h("label", { for: id },
+      h("code", { text: name }),
+      required ? h("abbr", { class: "req", title: t("form.required"), text: " *" }) : null,
+      kind === "json" ? h("span", { class: "muted", text: ` ${t("form.json")}` }) : null);
+    const hint = node.description ? h("p", { class: "hint", text: node.description }) : null;
+    field.el = h("div", { class: `field ${kind === "boolean" ? "check" : ""}`, data: { field: name } },
+      kind === "boolean" ? [input, label] : [label, input], hint,
+      h("p", { class: "field-error", role: "alert", data: { errorFor: "data." + name } }));
+    return field;
+  }
+
+  // The form a queue's data model describes; a JSON textarea for a queue without one.
+  function buildForm(route, form) {
+    const schema = form.dataSchema;
+    const props = schema && schema.properties && typeof schema.properties === "object" ? schema.properties : null;
+    const required = new Set(schema && Array.isArray(schema.required) ? schema.required : []);
+    adder.fields = props ? Object.entries(props).map(([name, sub], i) => buildField(schema, name, sub, required.has(name), i)) : [];
+    const parts = adder.fields.filter((f) => f.el).map((f) => f.el);
+    if (!props) {
+      parts.push(h("div", { class: "field", data: { field: "data" } },
+        h("label", { for: "add-data", text: t("form.data") }),
+        h("textarea", { id: "add-data", rows: 8, class: "json", spellcheck: "false", placeholder: "{ }" }),
+        h("p", { class: "hint", text: t("form.dataHint") }),
+        h("p", { class: "field-error", role: "alert", data: { errorFor: "data" } })));
+    }
+    $("add-fields").replaceChildren(...parts);
+    $("add-hint").textContent = t(props ? "form.schemaHint" : "form.noSchemaHint", { queue: route.queue });
+    const named = form.body === "job"; // the email route takes its own name (`type`)
+    $("add-name-field").classList.toggle("hidden", !named);
+    $("add-name").setAttribute("placeholder", form.defaultJobName);
+    $("add-example").classList.toggle("hidden", !form.example);
+    $("add-example").onclick = () => {
+      clearFormErrors();
+      fillData(form.example);
+    };
+  }
+
+  function fillData(data) {
+    const values = data && typeof data === "object" && !Array.isArray(data) ? data : {};
+    if (!adder.fields.length && $("add-data")) {
+      $("add-data").value = Object.keys(values).length ? pretty(values) : "";
+      return;
+    }
+    for (const f of adder.fields) {
+      if (!f.input) continue;
+      const v = values[f.name];
+      if (f.kind === "boolean") f.input.checked = v === undefined ? f.node.default === true : Boolean(v);
+      else if (v === undefined || v === null) f.input.value = "";
+      else if (f.kind === "enum") f.input.value = f.node.enum.some((x) => x === v) ? JSON.stringify(v) : "";
+      else if (f.kind === "json") f.input.value = pretty(v);
+      else f.input.value = typeof v === "string" ? v : JSON.stringify(v);
+    }
+  }
+
+  // What the form holds, as the add route takes it, and what could not be read.
+  function collectForm() {
+    const errors = [];
+    let data = {};
+    const json = (text, key, wantObject) => {
+      try {
+        const value = JSON.parse(text);
+        if (wantObject && (value === null || typeof value !== "object" || Array.isArray(value))) {
+          errors.push({ key, message: t("form.notObject") });
+          return undefined;
+        }
+        return value;
+      } catch (e) {
+        errors.push({ key, message: t("form.badJson") });
+        return undefined;
+      }
+    };
+    if (!adder.fields.length && $("add-data")) {
+      const text = $("add-data").value.trim();
+      data = text ? json(text, "data", true) || {} : {};
+    }
+    for (const f of adder.fields) {
+      if (!f.input) continue;
+      const key = "data." + f.name;
+      if (f.kind === "boolean") {
+        data[f.name] = f.input.checked;
+        continue;
+      }
+      if (f.kind === "integer" || f.kind === "number") {
+        if (f.input.validity.badInput) {
+          errors.push({ key, message: t("form.notNumber") });
+          continue;
+        }
+        const text = f.input.value.trim();
+        if (text) data[f.name] = Number(text);
+        continue;
+      }
+      const text = f.kind === "json" ? f.input.value.trim() : f.input.value;
+      if (!text) continue; // left empty: the model's default (or its "required" error)
+      if (f.kind === "enum") data[f.name] = JSON.parse(text);
+      else if (f.kind === "json") {
+        const value = json(text, key, false);
+        if (value !== undefined) data[f.name] = value;
+      } else data[f.name] = text;
+    }
+    const body = adder.form.body === "fields" ? { ...data } : { data };
+    const name = $("add-name").value.trim();
+    if (name && adder.form.body === "job") body.name = name;
+    const optionsText = $("add-options").value.trim();
+    if (optionsText) {
+      const options = json(optionsText, "options", true);
+      if (options) body.options = options;
+    }
+    return { body, errors };
+  }
+
+  // Where an error of the add route belongs: `data.to` (or `to` for the email route's
+  // body), `name`, `options.delay`; anything else above the form.
+  function errorKey(field) {
+    const path = String(field || "");
+    const head = (p) => p.split(/[.[]/)[0];
+    if (head(path) === "options") return "options";
+    if (adder.form.body === "job" && head(path) === "name") return "name";
+    const inData = adder.form.body === "fields" ? path : path.startsWith("data.") ? path.slice(5) : "";
+    const prop = head(inData);
+    if (prop && adder.fields.some((f) => f.name === prop && f.input)) return "data." + prop;
+    return adder.fields.length ? null : "data";
+  }
+
+  function clearFormErrors() {
+    $("add-errors").replaceChildren();
+    $("add-result").replaceChildren();
+    for (const el of $("add-form").querySelectorAll("[data-error-for]")) el.textContent = "";
+    for (const el of $("add-form").querySelectorAll(".invalid")) el.classList.remove("invalid");
+  }
+
+  // Each message next to its field (the part of the path below the field first).
+  function showFormErrors(errors) {
+    const general = [];
+    for (const { key, field, message } of errors) {
+      const spot = key ? $("add-form").querySelector(`[data-error-for="${CSS.escape(key)}"]`) : null;
+      if (!spot) {
+        general.push(field ? `${field}: ${message}` : message);
+        continue;
+      }
+      const bare = key.startsWith("data.") ? key.slice(5) : key;
+      const below = field && field !== key && field !== bare ? `${field}: ` : "";
+      spot.textContent = spot.textContent ? `${spot.textContent} ${below}${message}` : `${below}${message}`;
+      const box = spot.closest(".field");
+      if (box) box.classList.add("invalid");
+    }
+    $("add-errors").replaceChildren(...general.map((m) => h("p", { text: m })));
+    const first = $("add-form").querySelector(".invalid input, .invalid textarea, .invalid select");
+    if (first) first.focus();
+  }
+
+  // Only what a client may set again (the add route's allow-list), never the job's id.
+  function safeOptions(opts) {
+    const out = {};
+    if (!opts || typeof opts !== "object") return out;
+    const int = (v) => Number.isInteger(v);
+    if (int(opts.attempts) && opts.attempts >= 1 && opts.attempts <= 100) out.attempts = opts.attempts;
+    const b = opts.backoff;
+    if (b && typeof b === "object" && ["fixed", "exponential"].includes(b.type) && int(b.delay) && b.delay >= 0) {
+      out.backoff = { type: b.type, delay: b.delay };
+    }
+    if (int(opts.priority) && opts.priority > 0) out.priority = opts.priority;
+    if (int(opts.delay) && opts.delay > 0) out.delay = opts.delay;
+    return out;
+  }
+
+  async function loadAdd(route) {
+    const link = $("add-queue-link");
+    link.textContent = route.queue;
+    link.setAttribute("href", href({ view: "queue", queue: route.queue }));
+    $("add-title").textContent = route.job ? t("form.duplicateTitle", { id: route.job }) : t("form.addTitle");
+    const key = JSON.stringify([href(route), i18n.lang, auth.role]);
+    if (adder.key === key) return; // built: what is typed stays as it is
+    if (readOnly()) {
+      forgetForm();
+      adder.key = key;
+      $("add-form").classList.add("hidden");
+      $("add-denied").classList.remove("hidden");
+      return;
+    }
+    const [form, source] = await Promise.all([
+      jobForm(route.queue),
+      route.job && adder.route !== href(route) ? api(`${q(route.queue)}/jobs/${encodeURIComponent(route.job)}`) : null,
+    ]);
+    stillOn(route);
+    $("add-form").classList.remove("hidden");
+    $("add-denied").classList.add("hidden");
+    // Drawn again in another language: what was typed is kept.
+    const draft = adder.route === href(route) && adder.form ? collectForm().body : null;
+    adder.key = key;
+    adder.route = href(route);
+    adder.form = form;
+    buildForm(route, form);
+    clearFormErrors();
+    if (draft) {
+      fillData(form.body === "fields" ? draft : draft.data);
+      return;
+    }
+    if (source) {
+      const j = source.data;
+      fillData(j.data);
+      $("add-name").value = form.body === "job" ? j.name || "" : "";
+      const options = safeOptions(j.opts);
+      $("add-options").value = Object.keys(options).length ? pretty(options) : "";
+    } else {
+      fillData(null);
+    }
+  }
+
+  const stateName = (st) => (st && i18n.en[`state.${st}`] ? t(`state.${st}`) : String(st || ""));
+
+  async function submitAdd(ev) {
+    ev.preventDefault();
+    const route = parseRoute();
+    if (route.view !== "add" || !adder.form || adder.route !== href(route) || state.shown !== href(route)) {
+      banner(t("error.stale"));
+      return;
+    }
+    if (readOnly()) {
+      banner(t("error.readOnly"));
+      return;
+    }
+    clearFormErrors();
+    const { body, errors } = collectForm();
+    if (errors.length) {
+      showFormErrors(errors);
+      return;
+    }
+    const submit = $("add-submit");
+    submit.disabled = true;
+    try {
+      const res = await api(`${q(route.queue)}/jobs`, "POST", body);
+      if (href(parseRoute()) !== href(route)) return;
+      const job = h("a", { href: href({ view: "job", queue: route.queue, job: res.jobId }), data: { job: res.jobId }, text: res.jobId });
+      $("add-result").replaceChildren(h("p", { class: res.duplicate ? "warn" : "ok" },
+        t(res.duplicate ? "form.exists" : "form.added", { state: stateName(res.state) }), " ", job));
+    } catch (e) {
+      if (e.details && e.details.length) {
+        showFormErrors(e.details.map((d) => ({ key: errorKey(d.field), field: d.field, message: d.message })));
+      } else {
+        showFormErrors([{ key: null, message: explain(e) }]);
+      }
+    } finally {
+      submit.disabled = false;
+    }
+  }
+
   // -- refresh loop -----------------------------------------------------------------------
 
   async function refresh() {
@@ -1088,6 +1450,7 @@
     try {
       if (route.view === "queue") await loadQueue(route);
       else if (route.view === "job") await loadJob(route);
+      else if (route.view === "add") await loadAdd(route);
       else await loadOverview(route);
       state.shown = key;
       show(route.view);
@@ -1102,6 +1465,7 @@
       if (!(e instanceof Stale)) failed(route, e);
     } finally {
       state.busy = false;
+      syncStream(route);
       if (state.again) {
         state.again = false;
         setTimeout(refresh, 0);
@@ -1126,13 +1490,85 @@
     }
   }
 
+  // The interval poll; while the event stream drives the updates, only a slow tick.
   function schedule() {
     clearTimeout(state.timer);
     if (prefs.paused) return;
+    const seconds = stream.live ? Math.max(prefs.interval, STREAM_IDLE_S) : prefs.interval;
     state.timer = setTimeout(async () => {
       if (!document.hidden && !prefs.paused) await refresh();
       schedule();
-    }, prefs.interval * 1000);
+    }, seconds * 1000);
+  }
+
+  // -- live lists: the queue's event stream ------------------------------------------------
+
+  // A queue view on screen, updates on and the page visible: follow that queue's events.
+  function syncStream(route) {
+    const on = route.view === "queue" && state.shown === href(route) && href(parseRoute()) === href(route)
+      && auth.signedIn && !prefs.paused && !document.hidden;
+    if (on) openStream(route.queue);
+    else closeStream();
+  }
+
+  function openStream(queue) {
+    if (stream.es && stream.queue === queue) return;
+    closeStream();
+    if (typeof EventSource !== "function") return; // polling it is
+    // Refused (too many streams, signed out...): polled, and asked again later.
+    if (stream.refused === queue && Date.now() - stream.refusedAt < STREAM_RETRY_MS) return;
+    // Same origin: the session cookie goes along, as with every read.
+    const es = new EventSource(`${q(queue)}/events`);
+    Object.assign(stream, { es, queue });
+    es.addEventListener("open", () => {
+      if (stream.es !== es) return;
+      stream.live = true;
+      stream.refused = null;
+      showLive();
+      schedule();
+    });
+    es.addEventListener("error", () => {
+      if (stream.es !== es) return;
+      // The browser reconnects on its own (resuming after the last event id) unless the
+      // server refused the stream; meanwhile the interval poll is back.
+      const was = stream.live;
+      stream.live = false;
+      if (es.readyState === EventSource.CLOSED) {
+        es.close();
+        Object.assign(stream, { es: null, queue: null, refused: queue, refusedAt: Date.now() });
+      }
+      showLive();
+      schedule();
+      if (was) streamed(); // catch up on what happened while it was down
+    });
+    for (const name of STREAM_EVENTS) {
+      es.addEventListener(name, () => {
+        if (stream.es === es) streamed();
+      });
+    }
+  }
+
+  function closeStream() {
+    clearTimeout(stream.pending);
+    stream.pending = null;
+    if (stream.es) stream.es.close();
+    const was = stream.live;
+    Object.assign(stream, { es: null, queue: null, live: false });
+    if (was) {
+      showLive();
+      schedule();
+    }
+  }
+
+  // An event: refresh what is on screen, at most once per LIVE_MS.
+  function streamed() {
+    if (stream.pending) return;
+    const wait = Math.max(0, stream.last + LIVE_MS - Date.now());
+    stream.pending = setTimeout(() => {
+      stream.pending = null;
+      stream.last = Date.now();
+      if (!prefs.paused && !document.hidden) refresh();
+    }, wait);
   }
 
   function loadPrefs() {
@@ -1146,8 +1582,9 @@
     localStorage.setItem(STORE.interval, String(prefs.interval));
     localStorage.setItem(STORE.paused, prefs.paused ? "1" : "0");
     fillSelects();
+    if (prefs.paused) closeStream();
     showLive();
-    if (!prefs.paused && changes.paused === false) refresh();
+    if (!prefs.paused && changes.paused === false) refresh(); // opens the stream again
     schedule();
   }
 
@@ -1189,8 +1626,11 @@
       refresh();
     });
     document.addEventListener("visibilitychange", () => {
-      if (!document.hidden && !prefs.paused) refresh();
+      if (document.hidden) closeStream(); // a hidden page holds no connection open
+      else if (!prefs.paused) refresh();
     });
+    window.addEventListener("pagehide", closeStream);
+    $("add-form").addEventListener("submit", submitAdd);
     await refresh();
     schedule();
   }
