@@ -219,13 +219,21 @@ def test_redis_and_the_workers_at_a_glance(page, api, srv, redis_client):
     assert system["redis"]["uptimeSeconds"] >= 0 and system["redis"]["usedMemory"] > 0
     # This server runs a worker for each queue with a processor (built-in ones too), and
     # none for the others.
-    listed = {w["queue"] for w in system["workers"]}
+    listed = {q for w in system["workers"] for q in w["queues"]}
     assert "v-work" in listed and "webhook" in listed
     assert not listed & {"v-idle", "v-sched"}
     # One row per worker, however many connections it holds; no server path shown.
-    keys = [(w["queue"], w["name"], w["host"]) for w in system["workers"]]
+    keys = [(w["host"], w["pid"], w["name"]) for w in system["workers"]]
     assert len(keys) == len(set(keys))
     assert all(w["connections"] >= 1 and "/" not in w["host"] for w in system["workers"])
+
+    # The same rows as GET /api/queues/workers: this server's process, with its pid.
+    def steady(rows):  # what does not move between two reads a moment apart
+        return [{k: v for k, v in w.items() if k not in ("lastSeen", "idleSeconds")} for w in rows]
+
+    assert steady(system["workers"]) == steady(api.get("/api/queues/workers").json()["data"])
+    mine = [w for w in system["workers"] if "v-work" in w["queues"]]
+    assert mine and mine[0]["pid"] == srv.proc.pid and mine[0]["concurrency"]["v-work"] >= 1
 
     page.goto(f"{srv.url}/dashboard")
     version = page.locator('#redis-facts [data-fact="redis.version"]')
@@ -234,4 +242,6 @@ def test_redis_and_the_workers_at_a_glance(page, api, srv, redis_client):
     policy = page.locator('#redis-facts [data-fact="redis.eviction"]').inner_text()
     assert info["maxmemory_policy"] in policy
     assert page.locator("#workers-body tr[data-worker]").count() == len(system["workers"])
-    assert page.locator('#workers-body tr[data-worker="v-work"]').first.is_visible()
+    row = page.locator('#workers-body tr[data-worker~="v-work"]').first
+    assert row.is_visible()
+    assert str(srv.proc.pid) in row.inner_text()

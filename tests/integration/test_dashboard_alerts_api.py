@@ -70,6 +70,7 @@ def test_backlog_goes_from_nothing_to_warning_to_critical_at_the_exact_counts(cl
     health = health_of(client, "a-backlog")
     assert health["healthy"] is False
     assert any("waiting jobs" in r for r in health["reasons"])
+    assert "waiting" in health["reasonCodes"]
 
 
 def test_oldest_waiting_job_age_crosses_its_thresholds(client):

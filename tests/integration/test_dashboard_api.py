@@ -87,6 +87,7 @@ def test_health_marks_waiting_jobs_without_a_worker(client):
     orphan = health["queues"]["d-orphan"]
     assert orphan["healthy"] is False and orphan["metrics"]["waiting"] == 1
     assert any("no worker" in r for r in orphan["reasons"])
+    assert orphan["reasonCodes"] == ["no_worker"]
     assert health["status"] == "down"
 
     assert client.delete(f"/api/queues/d-orphan/jobs/{job_id}").status_code == 200

@@ -51,6 +51,7 @@ from kk.times import iso_from_ms, utc_now_iso
 
 router = APIRouter(prefix="/api/queue-dashboard", tags=["queue-dashboard"])
 
+NO_WORKER = "no_worker"  # the reason code of "jobs are waiting and no worker is connected"
 Minutes = Annotated[int, Query(ge=1, le=1440, description="how many recent minutes")]
 ScheduleName = Annotated[
     str, Path(max_length=64, json_schema_extra={"pattern": SCHEDULE_NAME_RE.pattern})
@@ -111,15 +112,18 @@ async def queues_health(service: Service) -> Envelope[HealthData]:
         alerts = evaluate(insights.to_signals(s, inputs), service.config(s.name).alerts)
         critical = [a for a in alerts if a.level == "critical"]
         reasons = [f"{a.message}: {a.value} >= {a.threshold}" for a in critical]
+        codes = [a.rule for a in critical]
         count = None if workers is None else workers.get(s.name, 0)
         waiting = s.waiting + s.prioritized
         if count == 0 and waiting > 0:
             reasons.append("Jobs are waiting and no worker is connected")
+            codes.append(NO_WORKER)
         queues[s.name] = QueueHealth(
             healthy=not reasons,
             metrics=HealthMetrics(waiting=waiting, active=s.active, failed=s.failed),
             workers=count,
             reasons=reasons,
+            reasonCodes=codes,
         )
     status = "up" if all(q.healthy for q in queues.values()) else "down"
     return Envelope(data=HealthData(queues=QueuesHealth(status=status, queues=queues)))

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from kk.queues.schemas import JobView, QueueStats
+from kk.queues.workers_view import WorkerProcess
 
 
 class AlertView(BaseModel):
@@ -51,6 +52,9 @@ class QueueHealth(BaseModel):
     # Worker connections seen in CLIENT LIST; None when the server does not allow it.
     workers: int | None = None
     reasons: list[str] = []
+    # One per reason, for clients to act on (the alert rule, or "no_worker"); the reasons
+    # are English text for people.
+    reasonCodes: list[str] = []
 
 
 class QueuesHealth(BaseModel):
@@ -124,19 +128,10 @@ class RedisInfo(BaseModel):
     uptimeSeconds: int | None
 
 
-class WorkerView(BaseModel):
-    queue: str
-    name: str  # the BullMQ worker's name ("" when it has none)
-    host: str  # the client's IP as Redis sees it; "unix" for a local socket
-    connections: int
-    ageSeconds: int | None  # the oldest connection's
-    idleSeconds: int | None  # the most recently busy connection's
-
-
 class SystemView(BaseModel):
     # Each is null when the server refuses the command (some managed services do).
     redis: RedisInfo | None
-    workers: list[WorkerView] | None
+    workers: list[WorkerProcess] | None
 
 
 class Done(BaseModel):

@@ -7,8 +7,6 @@ refused by a managed service: that part is then null, never an error.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import logging
 from typing import Any
 
@@ -16,9 +14,10 @@ from fastapi import APIRouter, Depends
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
-from kk.dashboard.schemas import RedisInfo, SystemView, WorkerView
+from kk.dashboard.schemas import RedisInfo, SystemView
 from kk.queues.router import Service
 from kk.queues.service import QueueService
+from kk.queues.workers_view import WorkerProcess, read_workers
 from kk.schemas import Envelope
 from kk.security.access import require_read
 
@@ -59,58 +58,15 @@ async def redis_info(service: QueueService) -> RedisInfo | None:
     )
 
 
-def _queue_of(client_name: str, prefix: str, queues: set[str]) -> tuple[str, str] | None:
-    """(queue, worker name) of a BullMQ connection named `<prefix>:<queue>[:w:<name>]`;
-    the Node port base64-encodes the queue name."""
-    if not client_name.startswith(f"{prefix}:"):
-        return None
-    rest = client_name[len(prefix) + 1 :]
-    queue, _, worker = rest.partition(":w:")
-    if queue not in queues:
-        try:
-            queue = base64.b64decode(queue, validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError, ValueError):
-            return None
-    return (queue, worker) if queue in queues else None
-
-
-def _host(addr: str) -> str:
-    """The machine a connection comes from: its IP without the port; "unix" for a local
-    socket (whose path is nobody's business)."""
-    if addr.startswith("/") or not addr:
-        return "unix"
-    return addr.rsplit(":", 1)[0]
-
-
-async def workers(service: QueueService) -> list[WorkerView] | None:
-    """One row per worker (queue, name, host): a worker holds several connections."""
+async def workers(service: QueueService) -> list[WorkerProcess] | None:
+    """One row per worker process (host, pid, queues, concurrency, last seen), as
+    `GET /api/queues/workers` lists them; None when CLIENT LIST is refused or fails."""
     try:
-        raw = await service.redis.client_list()
+        rows = await read_workers(service.redis, service.prefix, service.names)
     except RedisError as exc:
-        log.warning("CLIENT LIST refused; the dashboard lists no workers: %s", exc)
+        log.warning("CLIENT LIST failed; the dashboard lists no workers: %s", exc)
         return None
-    queues = set(service.names)
-    grouped: dict[tuple[str, str, str], WorkerView] = {}
-    for client in raw if isinstance(raw, list) else []:
-        if not isinstance(client, dict):
-            continue
-        owner = _queue_of(str(client.get("name") or ""), service.prefix, queues)
-        if owner is None:
-            continue
-        key = (*owner, _host(str(client.get("addr") or "")))
-        age, idle = _int(client.get("age")), _int(client.get("idle"))
-        seen = grouped.get(key)
-        if seen is None:
-            grouped[key] = WorkerView(
-                queue=key[0], name=key[1], host=key[2], connections=1, ageSeconds=age,
-                idleSeconds=idle,
-            )  # fmt: skip
-            continue
-        seen.connections += 1
-        seen.ageSeconds = max(seen.ageSeconds or 0, age or 0)
-        idles = [x for x in (seen.idleSeconds, idle) if x is not None]
-        seen.idleSeconds = min(idles) if idles else None
-    return sorted(grouped.values(), key=lambda w: (w.queue, w.name, w.host))[:MAX_WORKERS]
+    return None if rows is None else rows[:MAX_WORKERS]
 
 
 @router.get("/system", dependencies=[Depends(require_read)])

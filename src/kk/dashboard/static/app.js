@@ -538,7 +538,7 @@
           h("span", { text: t("alert.line", { message, value: fmtNum(a.value), threshold: fmtNum(a.threshold) }) }));
       });
       for (const [name, v] of unhealthy) {
-        if (!v.reasons.some((r) => r.startsWith("Jobs are waiting"))) continue;
+        if (!(v.reasonCodes || []).includes("no_worker")) continue;
         items.push(h("li", { class: "alert critical", data: { queue: name, rule: "no_worker" } },
           badge("critical", "level.down"),
           h("a", { href: href({ view: "queue", queue: name }), text: name }),
@@ -603,13 +603,16 @@
       if (!sys) return [];
       if (!sys.workers) return [h("tr", {}, h("td", { colspan: 6, class: "empty", text: t("workers.unknown") }))];
       if (!sys.workers.length) return [h("tr", {}, h("td", { colspan: 6, class: "empty", text: t("workers.none") }))];
-      return sys.workers.map((w) => h("tr", { data: { worker: w.queue } },
-        h("td", { class: "title" }, h("a", { href: href({ view: "queue", queue: w.queue }), text: w.queue })),
-        h("td", { "data-label": t("col.worker"), text: w.name || t("workers.unnamed") }),
-        h("td", { "data-label": t("col.host") }, h("code", { text: w.host })),
+      return sys.workers.map((w) => h("tr", { data: { worker: w.queues.join(" ") } },
+        h("td", { class: "title", "data-label": t("col.host") }, h("code", { text: w.host })),
+        h("td", { class: "num", "data-label": t("col.pid"), text: w.pid == null ? "—" : String(w.pid) }),
+        h("td", { "data-label": t("col.queues") }, ...w.queues.flatMap((q, i) =>
+          [i ? ", " : null, h("a", { href: href({ view: "queue", queue: q }), text: q })])),
+        h("td", { "data-label": t("col.concurrency"),
+          text: Object.entries(w.concurrency).map(([q, n]) => `${q} × ${fmtNum(n)}`).join(", ") || "—" }),
         h("td", { class: "num", "data-label": t("col.connections"), text: fmtNum(w.connections) }),
-        h("td", { class: "num", "data-label": t("col.connected"), text: fmtDuration((w.ageSeconds ?? NaN) * 1000) }),
-        h("td", { class: "num", "data-label": t("col.idle"), text: fmtDuration((w.idleSeconds ?? NaN) * 1000) })));
+        h("td", { "data-label": t("col.lastSeen"), title: w.lastSeen ? fmtTime(w.lastSeen) : "",
+          text: w.lastSeen ? fmtRelative(w.lastSeen) : "—" })));
     });
   }
 
