@@ -1,31 +1,62 @@
-// Node's BullMQ worker on a queue already filled with no-op jobs: prints jobs/s as JSON.
-// Usage: node worker-bench.mjs <redisUrl> <prefix> <queue> <jobs> <concurrency>
+// Node's BullMQ worker, the baseline of bench/worker_throughput.py. One process per run:
+//   1. drains the warm-up batch the parent already added (JIT and connections warm up),
+//   2. pauses and prints {"phase":"paused"}; the parent adds the timed batch and reads
+//      Redis's counters, then writes "go",
+//   3. resumes and prints {"phase":"done", jobs, seconds, jobsPerSecond} when the last timed
+//      job completes (the clock runs from resume to that completion),
+//   4. waits for "close" (the parent reads Redis's counters again first), then exits.
+// Usage: node worker-bench.mjs <redisUrl> <prefix> <queue> <warmupJobs> <timedJobs> <concurrency>
+import { createInterface } from "node:readline";
 import { Worker } from "bullmq";
 import IORedis from "ioredis";
 
-const [redisUrl, prefix, queueName, jobsArg, concArg] = process.argv.slice(2);
+const [redisUrl, prefix, queueName, warmupArg, jobsArg, concArg] = process.argv.slice(2);
+const warmup = Number(warmupArg);
 const total = Number(jobsArg);
 const u = new URL(redisUrl);
-const opts = u.protocol === "unix:" ? { path: u.pathname } : { host: u.hostname, port: Number(u.port) };
+const opts =
+  u.protocol === "unix:"
+    ? { path: u.pathname }
+    : { host: u.hostname, port: Number(u.port), password: decodeURIComponent(u.password) || undefined };
 const connection = new IORedis({ ...opts, maxRetriesPerRequest: null });
 
+const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+async function expect(word) {
+  const { value, done } = await lines.next();
+  if (done || value.trim() !== word) throw new Error(`expected ${word}, got ${value}`);
+}
+
 let done = 0;
-let started = 0;
-const finished = new Promise((resolve) => {
-  const worker = new Worker(queueName, async () => {
-    if (!started) started = performance.now();
-    return null;
-  }, { connection, prefix, concurrency: Number(concArg), removeOnComplete: { count: 0 } });
-  worker.on("completed", async () => {
-    done += 1;
-    if (done === total) {
-      const seconds = (performance.now() - started) / 1000;
-      await worker.close();
-      resolve(seconds);
-    }
-  });
+let target = warmup;
+let reached = () => {};
+const worker = new Worker(queueName, async () => null, {
+  connection,
+  prefix,
+  concurrency: Number(concArg),
+  removeOnComplete: { count: 0 },
 });
-const seconds = await finished;
-console.log(JSON.stringify({ jobs: total, seconds, jobsPerSecond: total / seconds }));
+worker.on("completed", () => {
+  done += 1;
+  if (done === target) reached(performance.now());
+});
+const reach = (count) =>
+  new Promise((resolve) => {
+    target = count;
+    reached = resolve;
+    if (done >= count) resolve(performance.now());
+  });
+
+if (warmup > 0) await reach(warmup);
+await worker.pause();
+console.log(JSON.stringify({ phase: "paused", warmup: done }));
+await expect("go");
+done = 0;
+const timed = reach(total);
+const started = performance.now();
+await worker.resume();
+const seconds = ((await timed) - started) / 1000;
+console.log(JSON.stringify({ phase: "done", jobs: total, seconds, jobsPerSecond: total / seconds }));
+await expect("close");
+await worker.close();
 connection.disconnect();
 process.exit(0);
