@@ -1,10 +1,11 @@
-"""Reading BullMQ's connection names and addresses for the workers panel (pure logic)."""
+"""Reading BullMQ's connection names and addresses for the workers list and panel (pure logic)."""
 
 from __future__ import annotations
 
 import base64
 
-from kk.dashboard.system import _host, _queue_of
+from kk.queues.workers_view import _address as _host
+from kk.queues.workers_view import _owner as _queue_of
 
 QUEUES = {"email", "image-processing"}
 
