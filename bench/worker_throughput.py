@@ -1,7 +1,9 @@
 """Worker throughput: `kk worker`'s pool vs the stock `bullmq` Worker vs Node's BullMQ.
 
 One private Redis; each run of each engine is a process of its own that first drains a
-warm-up batch (Node's JIT, Python's caches and every connection warm up), then pauses. The
+warm-up batch (Node's JIT, Python's caches and every connection warm up), then pauses. Every
+engine runs with BullMQ's per-minute metrics on, as kk's pool does: the same Redis work per
+job (the metrics are two commands inside `moveToFinished`). The
 timed batch is added while it is paused (the same no-op jobs, added the same way, for every
 engine), Redis's counters are read, and the clock runs from `resume()` to the last job's
 `completed` event. Per engine and concurrency it prints the median of the runs: jobs/s, the
@@ -45,7 +47,7 @@ from bench._common import (
 from kk.config import QueueConfig, Settings
 from kk.infra.redis_client import worker_client
 from kk.processors.base import JobContext, ProcessorSpec
-from kk.workers.pool import WorkerPool
+from kk.workers.pool import METRICS_MINUTES, WorkerPool
 
 NODE_DIR = Path(__file__).parent / "node"
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,8 +113,11 @@ class Completions:
 
 
 async def start_stock(url: str, queue: str, concurrency: int) -> tuple[Worker, Callable]:
-    # What a user of the package writes: a URL, the package's own connection handling.
-    worker = Worker(queue, noop, {"connection": url, "prefix": PREFIX, "concurrency": concurrency})
+    # What a user of the package writes: a URL, the package's own connection handling; the
+    # metrics on, as kk's pool has them (the same Redis work per job for every engine).
+    opts = {"connection": url, "prefix": PREFIX, "concurrency": concurrency,
+            "metrics": {"maxDataPoints": METRICS_MINUTES}}  # fmt: skip
+    worker = Worker(queue, noop, opts)
     return worker, worker.close
 
 
@@ -191,7 +196,8 @@ def engine_command(engine: str, url: str, queue: str, args: argparse.Namespace, 
         node = shutil.which("node")
         assert node is not None
         script = str(NODE_DIR / "worker-bench.mjs")
-        return [node, script, url, PREFIX, queue, str(args.warmup), str(args.jobs), str(conc)]
+        return [node, script, url, PREFIX, queue, str(args.warmup), str(args.jobs), str(conc),
+                str(METRICS_MINUTES)]  # fmt: skip
     return [sys.executable, "-m", "bench.worker_throughput", "--one", engine, "--url", url,
             "--queue", queue, "--warmup", str(args.warmup), "--jobs", str(args.jobs),
             "--concurrency", str(conc)]  # fmt: skip

@@ -5,12 +5,16 @@
 //   3. resumes and prints {"phase":"done", jobs, seconds, jobsPerSecond} when the last timed
 //      job completes (the clock runs from resume to that completion),
 //   4. waits for "close" (the parent reads Redis's counters again first), then exits.
+// Every engine runs with BullMQ's per-minute metrics on, as kk's worker pool does (the same
+// Redis work per job: the metrics are two commands inside moveToFinished).
 // Usage: node worker-bench.mjs <redisUrl> <prefix> <queue> <warmupJobs> <timedJobs> <concurrency>
+//        <metricsDataPoints>
 import { createInterface } from "node:readline";
 import { Worker } from "bullmq";
 import IORedis from "ioredis";
 
-const [redisUrl, prefix, queueName, warmupArg, jobsArg, concArg] = process.argv.slice(2);
+const [redisUrl, prefix, queueName, warmupArg, jobsArg, concArg, metricsArg] =
+  process.argv.slice(2);
 const warmup = Number(warmupArg);
 const total = Number(jobsArg);
 const u = new URL(redisUrl);
@@ -34,6 +38,7 @@ const worker = new Worker(queueName, async () => null, {
   prefix,
   concurrency: Number(concArg),
   removeOnComplete: { count: 0 },
+  metrics: { maxDataPoints: Number(metricsArg) },
 });
 worker.on("completed", () => {
   done += 1;

@@ -29,3 +29,10 @@ async def sleepy(job: Any, ctx: JobContext) -> dict[str, Any]:
     await asyncio.sleep(seconds)
     await ctx.redis.incr(f"kk-test:done:{job.queueQualifiedName}:{job.id}")
     return {"slept": seconds}
+
+
+async def nap(job: Any, ctx: JobContext) -> dict[str, Any]:
+    """Sleeps without touching Redis: a Redis fault cannot fail the processor itself."""
+    seconds = float(job.data.get("seconds", 1))
+    await asyncio.sleep(seconds)
+    return {"napped": seconds}
