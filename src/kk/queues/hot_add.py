@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from kk.errors import AppError
 from kk.middleware import read_body, replaying
 from kk.queues.router import add_job, add_one
 from kk.queues.schemas import AddJob
@@ -106,8 +107,12 @@ class HotAdd:
         name = match.group(1)
         generic, literal = self._routes
         lane = literal.get(name, generic)
-        if lane is None or name not in service.settings.queues:
-            return None  # the route's own body, or the unknown queue's 404
+        if lane is None:
+            return None  # the route's own body
+        try:
+            service.queue(name)  # the check `checked_queue` runs for the route
+        except AppError:
+            return None  # routing answers: the bad name's 422 or the unknown queue's 404
         for header, value in scope["headers"]:
             if header == b"content-type":
                 media_type = value.split(b";", 1)[0].strip().lower()
