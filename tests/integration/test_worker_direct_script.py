@@ -72,3 +72,19 @@ def test_calls_in_flight_when_the_connection_resets_are_sent_again(tmp_path):
             wait_for(lambda: _completed(client) == len(ids), timeout=15, what="every job")
             stats = client.get("/api/queues/ds-work/stats").json()["data"]
             assert stats["failed"] == 0 and stats["active"] == 0
+
+
+@pytest.mark.parametrize("concurrency", [1, 8])
+def test_jobs_that_finish_while_redis_is_away_are_finished_when_it_returns(tmp_path, concurrency):
+    with proxied_redis(tmp_path / "redis") as redis_server:
+        napping = {"processor": "tests.support.processors:nap"}
+        env = _env(redis_server.url, f"kka-{uuid.uuid4().hex[:8]}", concurrency, **napping)
+        with start_server(tmp_path / "data", env) as srv, srv.client as client:
+            ids = [add_job(client, "ds-work", {"seconds": 1}) for _ in range(concurrency + 2)]
+            time.sleep(0.5)
+            redis_server.proxy.stop()  # refused: the running jobs end while it lasts
+            time.sleep(2)
+            redis_server.proxy.start()
+            wait_for(lambda: _completed(client) == len(ids), timeout=15, what="every job")
+            stats = client.get("/api/queues/ds-work/stats").json()["data"]
+            assert stats["failed"] == 0 and stats["active"] == 0

@@ -3,10 +3,12 @@ written for.
 
 The service is faster than stock `bullmq` on redis-py (BENCHMARKS.md) because of a few
 changes that reach inside those libraries: a worker that chains jobs as Node's BullMQ does
-(`chaining_worker`), adds batched into one pipeline of BullMQ's own scripts
-(`add_batcher`), and leaner connection pools that pack commands with hiredis
-(`redis_pool`). Outbound HTTP connects to the address that was checked (`pinned_http`).
-Nothing outside this package touches a private name of `bullmq`, redis-py or httpx.
+(`chaining_worker`), finishing each job with one script call written straight to a
+connection (`direct_script`) and building the next job without `Job.__init__`
+(`lean_job`); adds batched into one pipeline of BullMQ's own scripts (`add_batcher`); and
+leaner connection pools that pack commands with hiredis (`redis_pool`). Outbound HTTP
+connects to the address that was checked (`pinned_http`). Nothing outside this package
+touches a private name of `bullmq`, redis-py or httpx.
 
 An upgrade of one of them can change those internals, so `check_versions` runs at start-up:
 with other versions than `WRITTEN_FOR`, the tuned mode refuses to start and says how to run

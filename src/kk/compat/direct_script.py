@@ -56,7 +56,10 @@ class DirectScript:
         pool = self.pool
         if pool is None:
             return await self.script(keys=keys, args=args)
-        connection = await pool.get_connection()
+        try:
+            connection = await pool.get_connection()
+        except _AGAIN:  # Redis is away: the script's own retries wait for it
+            return await self.script(keys=keys, args=args)
         try:
             # The lean pool's connections pack with hiredis (`redis_pool`).
             command = connection.pack_command("EVALSHA", self.script.sha, len(keys), *keys, *args)
@@ -159,15 +162,15 @@ class PipelinedScript:
         pool = self.pool
         if pool is None:
             return await self.script(keys=keys, args=args)
-        channel = self._channel
-        if channel is None or not channel.open:
-            channel = await self._open(pool)
-        command = channel.connection.pack_command(
-            "EVALSHA", self.script.sha, len(keys), *keys, *args
-        )
         try:
+            channel = self._channel
+            if channel is None or not channel.open:
+                channel = await self._open(pool)
+            command = channel.connection.pack_command(
+                "EVALSHA", self.script.sha, len(keys), *keys, *args
+            )
             return await channel.call(command)
-        except _AGAIN:
+        except _AGAIN:  # Redis is away, or the cache lost: the script's own path
             pass
         return await self.script(keys=keys, args=args)
 
