@@ -8,7 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+
+from tests.integration.dashboard_support import dashboard_env
+from tests.support.server import KKServer, start_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The background-networking flags stop Chromium dialling out to its own services, which
@@ -88,3 +92,26 @@ def open_page(
     finally:
         context.close()
     assert not page.problems, page.problems
+
+
+@contextlib.contextmanager
+def dashboard_server(
+    server_env: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    queues: dict[str, dict[str, Any]],
+    schedules: dict[str, dict[str, Any]] | None = None,
+    **extra: str,
+) -> Iterator[KKServer]:
+    """A `kk serve` of the module's own with these queues (and schedules, env overrides);
+    a module's `srv` fixture yields it."""
+    env = dashboard_env(server_env, queues, schedules, **extra)
+    with start_server(tmp_path_factory.mktemp(name), env) as server:
+        yield server
+
+
+@pytest.fixture
+def api(srv: KKServer) -> Iterator[httpx.Client]:
+    """An HTTP client of the module's `srv` (modules with keys define their own)."""
+    with srv.client as client:
+        yield client

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.browser.conftest import open_page
-from tests.integration.dashboard_support import FAIL_FIRST, dashboard_env
+from tests.browser.conftest import dashboard_server, open_page
+from tests.integration.dashboard_support import FAIL_FIRST
 from tests.integration.helpers import assert_error, wait_job
-from tests.support.server import KKServer, start_server
+from tests.support.server import KKServer
 
 ORDER = "tests.browser.form_support:Order"
 QUEUES = {
@@ -26,15 +26,8 @@ STATES = ("waiting", "active", "completed", "failed", "delayed", "prioritized")
 @pytest.fixture(scope="module")
 def srv(server_env, tmp_path_factory) -> Iterator[KKServer]:
     # No schedules: nothing but the tests adds to the cleanup queue.
-    env = dashboard_env(server_env, QUEUES, schedules={})
-    with start_server(tmp_path_factory.mktemp("dash-add"), env) as server:
+    with dashboard_server(server_env, tmp_path_factory, "dash-add", QUEUES, schedules={}) as server:
         yield server
-
-
-@pytest.fixture
-def api(srv: KKServer) -> Iterator[httpx.Client]:
-    with srv.client as c:
-        yield c
 
 
 @pytest.fixture

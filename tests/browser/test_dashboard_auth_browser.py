@@ -8,9 +8,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.browser.conftest import open_page
-from tests.integration.dashboard_support import dashboard_env
-from tests.support.server import KKServer, start_server, wait_for
+from tests.browser.conftest import dashboard_server, open_page
+from tests.support.server import KKServer, wait_for
 
 ADMIN, READER = "admin-key-browser-0123456789abcdef0123", "read-key-browser-0123456789abcdef01234"
 QUEUE = "b-auth"
@@ -18,13 +17,14 @@ QUEUE = "b-auth"
 
 @pytest.fixture(scope="module")
 def srv(server_env, tmp_path_factory) -> Iterator[KKServer]:
-    env = dashboard_env(
+    with dashboard_server(
         server_env,
+        tmp_path_factory,
+        "dash-auth",
         {QUEUE: {"attempts": 1}},
         KK_API_KEYS=json.dumps([ADMIN]),
         KK_READ_API_KEYS=json.dumps([READER]),
-    )
-    with start_server(tmp_path_factory.mktemp("dash-auth"), env) as server:
+    ) as server:
         yield server
 
 

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.browser.conftest import open_page
-from tests.integration.dashboard_support import FAIL_FIRST, dashboard_env
+from tests.browser.conftest import dashboard_server, open_page
+from tests.integration.dashboard_support import FAIL_FIRST
 from tests.integration.helpers import add_job, wait_job
-from tests.support.server import ROOT, KKServer, start_server, wait_for
+from tests.support.server import ROOT, KKServer, wait_for
 
 ARTIFACTS = ROOT / "test-artifacts"
 FIELDS = ("waiting", "active", "completed", "failed", "delayed")
@@ -19,15 +19,8 @@ FIELDS = ("waiting", "active", "completed", "failed", "delayed")
 @pytest.fixture(scope="module")
 def srv(server_env, tmp_path_factory) -> Iterator[KKServer]:
     queues = {"b-work": {"processor": FAIL_FIRST, "attempts": 1}, "b-idle": {"attempts": 1}}
-    env = dashboard_env(server_env, queues)
-    with start_server(tmp_path_factory.mktemp("dash-browser"), env) as server:
+    with dashboard_server(server_env, tmp_path_factory, "dash-browser", queues) as server:
         yield server
-
-
-@pytest.fixture
-def api(srv: KKServer) -> Iterator[httpx.Client]:
-    with srv.client as c:
-        yield c
 
 
 @pytest.fixture

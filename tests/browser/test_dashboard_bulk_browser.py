@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
-from tests.browser.conftest import open_page
-from tests.integration.dashboard_support import FAIL_FIRST, dashboard_env
+from tests.browser.conftest import dashboard_server, open_page
+from tests.integration.dashboard_support import FAIL_FIRST
 from tests.integration.helpers import add_job, assert_error, wait_job
-from tests.support.server import KKServer, start_server, wait_for
+from tests.support.server import KKServer, wait_for
 
 QUEUES = {
     "b-work": {"processor": FAIL_FIRST, "attempts": 1},
@@ -21,15 +20,8 @@ QUEUES = {
 
 @pytest.fixture(scope="module")
 def srv(server_env, tmp_path_factory) -> Iterator[KKServer]:
-    env = dashboard_env(server_env, QUEUES)
-    with start_server(tmp_path_factory.mktemp("dash-bulk"), env) as server:
+    with dashboard_server(server_env, tmp_path_factory, "dash-bulk", QUEUES) as server:
         yield server
-
-
-@pytest.fixture
-def api(srv: KKServer) -> Iterator[httpx.Client]:
-    with srv.client as c:
-        yield c
 
 
 @pytest.fixture

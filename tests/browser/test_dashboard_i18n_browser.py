@@ -8,13 +8,12 @@ import json
 import re
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
-from tests.browser.conftest import open_page
-from tests.integration.dashboard_support import FAIL_FIRST, dashboard_env
+from tests.browser.conftest import dashboard_server, open_page
+from tests.integration.dashboard_support import FAIL_FIRST
 from tests.integration.helpers import add_job, wait_job
-from tests.support.server import KKServer, start_server, wait_for
+from tests.support.server import KKServer, wait_for
 from tests.unit.test_dashboard_i18n import catalogue
 
 QUEUES = {"z-work": {"processor": FAIL_FIRST, "attempts": 1}, "z-idle": {"attempts": 1}}
@@ -76,15 +75,8 @@ def english_left(page) -> list[str]:
 
 @pytest.fixture(scope="module")
 def srv(server_env, tmp_path_factory) -> Iterator[KKServer]:
-    env = dashboard_env(server_env, QUEUES, SCHEDULES)
-    with start_server(tmp_path_factory.mktemp("dash-i18n"), env) as server:
+    with dashboard_server(server_env, tmp_path_factory, "dash-i18n", QUEUES, SCHEDULES) as server:
         yield server
-
-
-@pytest.fixture
-def api(srv: KKServer) -> Iterator[httpx.Client]:
-    with srv.client as c:
-        yield c
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ from datetime import date, datetime
 import httpx
 import pytest
 
-from tests.browser.conftest import open_page
-from tests.integration.dashboard_support import FAIL_FIRST, dashboard_env
+from tests.browser.conftest import dashboard_server, open_page
+from tests.integration.dashboard_support import FAIL_FIRST
 from tests.integration.helpers import add_job, wait_job
-from tests.support.server import KKServer, start_server, wait_for
+from tests.support.server import KKServer, wait_for
 
 QUEUES = {
     "v-work": {"processor": FAIL_FIRST, "attempts": 1},
@@ -29,15 +29,8 @@ SCHEDULES = {"nightly": {"queue": "v-sched", "job": "report", "cron": "0 3 * * *
 
 @pytest.fixture(scope="module")
 def srv(server_env, tmp_path_factory) -> Iterator[KKServer]:
-    env = dashboard_env(server_env, QUEUES, SCHEDULES)
-    with start_server(tmp_path_factory.mktemp("dash-views"), env) as server:
+    with dashboard_server(server_env, tmp_path_factory, "dash-views", QUEUES, SCHEDULES) as server:
         yield server
-
-
-@pytest.fixture
-def api(srv: KKServer) -> Iterator[httpx.Client]:
-    with srv.client as c:
-        yield c
 
 
 @pytest.fixture
