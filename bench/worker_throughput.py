@@ -12,7 +12,7 @@ commands per job (INFO commandstats: the commands run inside Lua scripts count t
 script calls per job (EVALSHA/EVAL/FCALL: one client round trip each).
 
 Run: `.venv/bin/python -m bench.worker_throughput [--jobs N] [--warmup N] [--runs R]
-[--concurrency 1 50] [--engines node stock kk]` (Node's side needs
+[--concurrency 1 50] [--engines node stock kk] [--kk-log off|text|json]` (Node's side needs
 `npm ci --prefix bench/node`; it is skipped without node).
 """
 
@@ -23,6 +23,7 @@ import asyncio
 import dataclasses
 import gc
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -46,6 +47,7 @@ from bench._common import (
 )
 from kk.config import QueueConfig, Settings
 from kk.infra.redis_client import worker_client
+from kk.logs import configure_logging
 from kk.processors.base import JobContext, ProcessorSpec
 from kk.workers.pool import METRICS_MINUTES, WorkerPool
 
@@ -150,8 +152,13 @@ def say(**fields: Any) -> None:
     print(json.dumps(fields), flush=True)
 
 
-async def run_one(impl: str, url: str, queue: str, warmup: int, jobs: int, conc: int) -> None:
+async def run_one(
+    impl: str, url: str, queue: str, warmup: int, jobs: int, conc: int, kk_log: str
+) -> None:
     starter = start_kk if impl == "kk" else start_stock
+    if impl == "kk" and kk_log != "off":
+        # As `kk worker` logs (two INFO lines per job) to its stderr, a file here.
+        configure_logging(Settings(log_json=kk_log == "json"))
     reader = await stdin_lines()
     worker, close = await starter(url, queue, conc)
     completions = Completions(worker)
@@ -169,7 +176,9 @@ async def run_one(impl: str, url: str, queue: str, warmup: int, jobs: int, conc:
 
 
 def one(args: argparse.Namespace) -> None:
-    run = run_one(args.one, args.url, args.queue, args.warmup, args.jobs, args.concurrency[0])
+    run = run_one(
+        args.one, args.url, args.queue, args.warmup, args.jobs, args.concurrency[0], args.kk_log
+    )
     if args.one == "kk":
         import uvloop  # as `kk worker` runs (its CLI sets uvloop)
 
@@ -200,7 +209,7 @@ def engine_command(engine: str, url: str, queue: str, args: argparse.Namespace, 
                 str(METRICS_MINUTES)]  # fmt: skip
     return [sys.executable, "-m", "bench.worker_throughput", "--one", engine, "--url", url,
             "--queue", queue, "--warmup", str(args.warmup), "--jobs", str(args.jobs),
-            "--concurrency", str(conc)]  # fmt: skip
+            "--concurrency", str(conc), "--kk-log", args.kk_log]  # fmt: skip
 
 
 def read_phase(proc: subprocess.Popen[str], phase: str, stderr: IO[str]) -> dict[str, Any]:
@@ -285,13 +294,25 @@ def print_table(conc: int, results: dict[str, list[Run]]) -> None:
               f"{s.scripts_per_job:>12.2f}   {each}")  # fmt: skip
     medians = {e: summary(r).jobs_per_s for e, r in results.items()}
     ratios = [
-        f"kk/{other} {medians['kk'] / medians[other]:.2f}"
+        f"kk/{other} {medians['kk'] / medians[other]:.2f} ({paired(results, other)})"
         for other in ("node", "stock")
         if "kk" in medians and other in medians
     ]
     if ratios:
         print(f"{conc:>4} {'  '.join(ratios)}")
     print(flush=True)
+
+
+def paired(results: dict[str, list[Run]], other: str) -> str:
+    """The engines take turns within each run, so a run's two figures share the machine's
+    state of that minute: the ratio of each pair is steadier than a ratio of medians when
+    the machine's speed drifts between runs."""
+    pairs = [
+        k.jobs_per_s / o.jobs_per_s for k, o in zip(results["kk"], results[other], strict=True)
+    ]
+    ahead = sum(ratio > 1 for ratio in pairs)
+    geomean = math.exp(sum(math.log(ratio) for ratio in pairs) / len(pairs))
+    return f"per run: geometric mean {geomean:.2f}, kk ahead in {ahead} of {len(pairs)}"
 
 
 def main() -> None:
@@ -304,6 +325,12 @@ def main() -> None:
         "--quiet-wait", type=float, default=120, help="seconds to wait for an idle machine"
     )
     parser.add_argument("--engines", nargs="+", choices=list(ENGINES), default=list(ENGINES))
+    parser.add_argument(
+        "--kk-log",
+        choices=["off", "text", "json"],
+        default="off",
+        help="kk's job logs as `kk worker` writes them (INFO, two lines per job); off by default",
+    )
     parser.add_argument("--one", choices=["kk", "stock"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--queue", help=argparse.SUPPRESS)
