@@ -1,8 +1,9 @@
 """The tuned worker finishes jobs with EVALSHA written straight to a connection (one call
 per pooled connection at concurrency 1, every call pipelined on one connection above).
 When the server has lost its script cache (a restart, SCRIPT FLUSH) it loads the script
-again, and when the connection is reset mid-flight a new one is opened: every job still
-completes, once, with its result, well before a lost job's lock would expire."""
+again (each job's processor still runs once and its result is kept); when the connection
+is reset mid-flight, or refused, a new one is opened: every job still completes, well
+before a lost job's lock would expire."""
 
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ that. This subclass does the same, so a busy worker spends one round trip per jo
 Redis data model and the Lua scripts are untouched.
 
 Per job it also does less in Python than the package's own path (which is what bounds a
-busy worker here, BENCHMARKS.md): the `moveToFinished` call goes straight to a pooled
-connection (`DirectScript`), its keys are built once per queue and its arguments are the
+busy worker here, BENCHMARKS.md): the `moveToFinished` call is written straight to a
+connection (`direct_script`), its keys are built once per queue and its arguments are the
 package's own, byte for byte; a fetched job is built by `job_from_hash`.
 `tests/unit/test_chaining_worker_parts.py` compares each with the package's own.
 
@@ -94,7 +94,7 @@ class ChainingWorker(Worker):
     async def _move_to_completed(
         self, job: Job, result: Any, token: str, fetch_next: bool
     ) -> list[Any] | None:
-        """`moveToCompleted` through `DirectScript`; the next job's data if one was taken."""
+        """`moveToCompleted` through `direct_script`; the next job's data if one was taken."""
         finish = self._finish
         if finish is None:
             script = self.backend.scripts.commands["moveToFinished"]

@@ -8,9 +8,8 @@ client's pool is the `LeanConnectionPool`:
 
 - `DirectScript`: one call at a time per pooled connection (a worker running one job).
 - `PipelinedScript`: every concurrent call on one connection, written at once, the replies
-  read in order. This is how Node's BullMQ (ioredis) talks to Redis; the server then reads
-  and answers many calls per system call instead of one per connection, which is most of
-  its CPU per job when 50 jobs finish at once.
+  read in order, as Node's BullMQ (ioredis) talks to Redis: one reader for many calls
+  instead of a connection and a socket wait per running job.
 
 Failures keep redis-py's behaviour: a reply error is raised as it is; an unknown script
 (the server restarted and lost its cache) or a lost connection sends the call through the
@@ -76,7 +75,7 @@ class DirectScript:
 
 
 class _Channel:
-    """One connection carrying many calls: writes batched per loop turn, replies matched to
+    """One connection carrying many calls: each written at once, the replies matched to
     callers in order. Closed for good at its first failure; the caller opens another."""
 
     def __init__(self, pool: LeanConnectionPool, connection: AbstractConnection) -> None:

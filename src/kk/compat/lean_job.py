@@ -7,8 +7,8 @@ a parent, a dependency option or deduplication go through `Job.fromJSON` itself 
 carry the checks and fields that only `Job.__init__` knows).
 
 Sets every attribute `Job.__init__` sets: written for the `bullmq` version in
-`kk.compat.TUNED_ONLY`; `tests/unit/test_lean_job.py` compares the two attribute by
-attribute.
+`kk.compat.TUNED_ONLY`; `tests/unit/test_chaining_worker_parts.py` compares the two
+attribute by attribute.
 """
 
 from __future__ import annotations
