@@ -45,3 +45,15 @@ def test_node_names_and_foreign_prefixes():
     )
     rows = worker_processes(listed, "kk", QUEUES, now_ms=0)
     assert [(r.queues, r.address, r.name) for r in rows] == [(["webhook"], "unix", "n1")]
+
+
+def test_a_process_reads_the_same_whatever_the_connection_order():
+    started = 1_700_000_000_000
+    email, hook = worker_name("email", 4, started), worker_name("webhook", 2, started)
+    lines = [
+        f"id=1 addr=10.0.0.5:1111 name=kk:webhook:w:{hook} idle=3",
+        f"id=2 addr=10.0.0.5:1112 name=kk:email:w:{email} idle=0",
+    ]
+    one = worker_processes(clients("\n".join(lines)), "kk", QUEUES, now_ms=started)
+    other = worker_processes(clients("\n".join(reversed(lines))), "kk", QUEUES, now_ms=started)
+    assert one == other and one[0].name == email

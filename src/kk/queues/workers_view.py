@@ -140,6 +140,10 @@ def worker_processes(
                 )
             )
         row = group.row
+        # One of the process's worker names stands for it: the first by sort order, so the
+        # row reads the same whatever order CLIENT LIST gives (it changes as connections
+        # close and open).
+        row.name = min(row.name, name)
         row.connections += 1
         if queue not in row.queues:
             row.queues.append(queue)
