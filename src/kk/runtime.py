@@ -20,6 +20,7 @@ from kk.config import Settings
 from kk.db.engine import create_engine
 from kk.infra.embedded_redis import EmbeddedRedis
 from kk.infra.redis_client import api_client
+from kk.infra.sentinel_watch import close_watches
 from kk.processors.base import JobContext, ProcessorSpec
 from kk.processors.registry import resolve_processor
 from kk.queues.service import QueueService
@@ -97,6 +98,7 @@ class Runtime:
             await self.db.dispose()
         with contextlib.suppress(Exception):
             await self.redis.aclose()
+        await close_watches()
         if self.embedded is not None:
             await self.embedded.stop_supervision()
             self.embedded.stop()

@@ -28,6 +28,8 @@ log = logging.getLogger("kk.compat")
 TUNED_ONLY = {"bullmq": "3.4.4", "redis": "8.1.0"}
 # Outbound HTTP's address pinning (an SSRF defence, never switched off) needs these.
 ALWAYS = {"httpx": "0.28.1", "httpcore": "1.0.9"}
+# Following a Sentinel master on reconnect (`redis_pool.MasterFollowingConnection`) needs this.
+SENTINEL = {"redis": "8.1.0"}
 WRITTEN_FOR = {**TUNED_ONLY, **ALWAYS}
 
 

@@ -8,6 +8,7 @@ only reads attributes it finds and is used in stock mode too.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import hiredis
@@ -16,6 +17,7 @@ from redis.asyncio.connection import (
     BlockingConnectionPool,
     ConnectionPool,
 )
+from redis.asyncio.sentinel import SentinelManagedConnection, SentinelManagedSSLConnection
 from redis.exceptions import DataError
 
 
@@ -112,3 +114,41 @@ class LeanConnectionPool(_HiredisPacking, ConnectionPool):
         if connection.should_reconnect():
             await connection.disconnect()
         self._available_connections.append(connection)
+
+
+async def drop_connections(pool: ConnectionPool) -> None:
+    """Closes every connection of `pool`, busy ones included, without waiting for the peer.
+
+    `ConnectionPool.disconnect` waits (up to the connect timeout) for each socket to close:
+    against a frozen server that is seconds during which a busy connection still counts as
+    connected, and a command retried on it fails again. `disconnect(nowait=True)` closes at
+    once; the pool's connection lists are private, hence here."""
+    connections = [*pool._available_connections, *pool._in_use_connections]
+    await asyncio.gather(
+        *(connection.disconnect(nowait=True) for connection in connections),
+        return_exceptions=True,
+    )
+
+
+class _AsksBeforeReconnecting:
+    """redis-py 8's Sentinel connection asks for the master in `connect()`, but a command on
+    a connection that was dropped reconnects through `connect_check_health()`, which goes
+    straight back to the last host: after a failover, the demoted master, for ever (retries
+    included). Asking there too is what makes a dropped connection follow the master.
+    Written for redis-py in `kk.compat.SENTINEL`; used only with Sentinel URLs."""
+
+    async def connect_check_health(
+        self, check_health: bool = True, retry_socket_connect: bool = True
+    ) -> None:
+        if not self.is_connected and self.connection_pool.is_master:  # type: ignore[attr-defined]
+            address = await self.connection_pool.get_master_address()  # type: ignore[attr-defined]
+            self.host, self.port = address
+        await super().connect_check_health(check_health, retry_socket_connect)  # type: ignore[misc]
+
+
+class MasterFollowingConnection(_AsksBeforeReconnecting, SentinelManagedConnection):
+    pass
+
+
+class MasterFollowingSSLConnection(_AsksBeforeReconnecting, SentinelManagedSSLConnection):
+    pass

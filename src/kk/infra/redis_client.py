@@ -30,6 +30,7 @@ from kk.compat.redis_pool import (
     ResetCheckingBlockingPool,
 )
 from kk.config.redis import CLUSTER_SCHEMES, SENTINEL_SCHEMES, redis_mode_of
+from kk.infra.sentinel_watch import FollowingSentinelPool, watch_for
 
 _RETRYABLE = [BusyLoadingError, ConnectionError, TimeoutError]
 
@@ -61,10 +62,12 @@ def _no_answer(bound: float) -> TimeoutError:
 
 class BoundedPipeline(Pipeline):
     """A pipeline whose `execute` (waiting for a pooled connection, connecting, writing,
-    reading every reply) ends within the client's socket timeout."""
+    reading every reply) ends within the client's socket timeout, or `bound_s` if set."""
+
+    bound_s: float | None = None
 
     async def execute(self, raise_on_error: bool = True) -> list[Any]:
-        bound = _answer_bound(self)
+        bound = self.bound_s or _answer_bound(self)
         if bound is None:
             return await super().execute(raise_on_error)
         try:
@@ -130,6 +133,48 @@ class BoundedRedis(aioredis.Redis):
         )
 
 
+# Blocking reads a worker sends, with the position of their timeout (seconds) argument.
+_BLOCKING = {"BZPOPMIN": -1, "BZPOPMAX": -1, "BLPOP": -1, "BRPOP": -1, "BRPOPLPUSH": -1,
+             "BLMOVE": -1}  # fmt: skip
+
+
+class WorkerRedis(aioredis.Redis):
+    """A worker's client: every command ends within `command_bound_s`, a blocking wait
+    within its own timeout plus that. Without a socket timeout (a blocking wait must not
+    be cut), a command to a Redis that froze would otherwise wait for ever, and the worker
+    with it, long after a Sentinel has promoted another master."""
+
+    command_bound_s: float = 10.0
+
+    def _bound(self, args: tuple[Any, ...]) -> float | None:
+        name = str(args[0]).upper() if args else ""
+        position = _BLOCKING.get(name)
+        if position is None:
+            return self.command_bound_s
+        try:
+            block_s = float(args[position])
+        except (IndexError, TypeError, ValueError):
+            return None
+        return None if block_s <= 0 else block_s + self.command_bound_s
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        bound = self._bound(args)
+        if bound is None:
+            return await super().execute_command(*args, **options)
+        try:
+            async with asyncio.timeout(bound):
+                return await super().execute_command(*args, **options)
+        except builtins.TimeoutError:  # asyncio.timeout's (redis-py's shadows the name)
+            raise _no_answer(bound) from None
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
+        pipe = BoundedPipeline(
+            self.connection_pool, self.response_callbacks, transaction, shard_hint
+        )
+        pipe.bound_s = self.command_bound_s
+        return pipe
+
+
 def connect(
     url: str,
     pool_class: type[ConnectionPool] | None = None,
@@ -146,16 +191,22 @@ def connect(
         if not path:
             raise ValueError("A Sentinel URL names the master: redis+sentinel://host:port/<name>")
         tls = {"ssl": True} if parts.scheme.startswith("rediss") else {}
+        sentinel_kwargs = {"password": password, "socket_timeout": 2, **tls}
         sentinel = Sentinel(
             nodes,
-            sentinel_kwargs={"password": password, "socket_timeout": 2, **tls},
+            sentinel_kwargs=sentinel_kwargs,
             username=user,
             password=password,
             db=int(path[1]) if len(path) > 1 else 0,
             **tls,
             **options,
         )
-        return sentinel.master_for(path[0], redis_class=redis_class)
+        return sentinel.master_for(
+            path[0],
+            redis_class=redis_class,
+            connection_pool_class=FollowingSentinelPool,
+            watch=watch_for(nodes, path[0], sentinel_kwargs),
+        )
     if parts.scheme in CLUSTER_SCHEMES:
         user, password, nodes = _hosts(parts.netloc, 6379)
         options.pop("max_connections", None)
@@ -204,9 +255,10 @@ def api_client(
 
 def worker_client(url: str, max_connections: int = 256, tuned: bool = True) -> aioredis.Redis:
     """For workers: no socket timeout, because BullMQ blocks (BZPOPMIN) for up to 10 s and
-    redis-py 8's 5 s default timeout would break the wait; reconnects with backoff. A worker
-    uses at most one connection per slot plus a few (blocking wait, locks, stalled check):
-    size `max_connections` above its concurrency."""
+    redis-py 8's 5 s default timeout would break the wait; each command has a deadline of
+    its own instead (`WorkerRedis`). Reconnects with backoff. A worker uses at most one
+    connection per slot plus a few (blocking wait, locks, stalled check): size
+    `max_connections` above its concurrency."""
     # Keepalive probes notice a peer that vanished without a reset (TCP only).
     extra: dict[str, Any] = {} if url.startswith("unix://") else {"socket_keepalive": True}
     if redis_mode_of(url) != "cluster":
@@ -214,6 +266,7 @@ def worker_client(url: str, max_connections: int = 256, tuned: bool = True) -> a
     return connect(
         url,
         LeanConnectionPool if tuned and redis_mode_of(url) == "standalone" else None,
+        redis_class=WorkerRedis,
         decode_responses=True,
         socket_timeout=None,
         socket_connect_timeout=5,

@@ -1,0 +1,204 @@
+"""Sentinel failovers under load: a master, a replica and three real Sentinels, `kk serve`
+taking adds over HTTP and a `kk worker` running them, while the master is handed over
+(`SENTINEL FAILOVER`), killed (`kill -9`) or frozen and then demoted.
+
+Every acknowledged add must run; no job may run twice beyond those in flight; the worker
+must be back on the new master within seconds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.redis_topologies import SentinelGroup, sentinel_group, server_binary
+from tests.support.server import start_server, start_worker, wait_for
+
+pytestmark = pytest.mark.skipif(server_binary() is None, reason="needs a Redis server binary")
+
+QUEUE = "f-work"
+CONCURRENCY = 8
+# Every completed job is kept, so the final master shows which acknowledged adds it holds.
+QUEUES = {
+    QUEUE: {
+        "processor": "tests.support.processors:recorded",
+        "attempts": 3,
+        "keep_completed": 1_000_000,
+    }
+}
+
+
+class AddLoad:
+    """Producers adding jobs over HTTP until stopped; remembers which adds were
+    acknowledged (201) and when each answer came."""
+
+    def __init__(self, url: str, runs: Path, producers: int = 4) -> None:
+        self.url, self.runs = url, runs
+        self.acked: dict[int, float] = {}
+        self.refused = 0
+        self._next = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._produce) for _ in range(producers)]
+
+    def _take(self) -> int:
+        with self._lock:
+            self._next += 1
+            return self._next
+
+    def _produce(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=10) as client:
+            while not self._stop.is_set():
+                n = self._take()
+                body = {"data": {"n": n, "log": str(self.runs)}}
+                try:
+                    answer = client.post(f"/api/queues/{QUEUE}/jobs", json=body)
+                except httpx.HTTPError:
+                    answer = None
+                if answer is not None and answer.status_code == 201:
+                    self.acked[n] = time.time()
+                else:
+                    self.refused += 1
+                    time.sleep(0.05)
+
+    def __enter__(self) -> AddLoad:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+
+def _runs(path: Path) -> list[tuple[int, float]]:
+    if not path.exists():
+        return []
+    rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
+    return [(int(n), float(t)) for n, t in rows]
+
+
+def _completed(group: SentinelGroup) -> set[int]:
+    """The `n` of every completed job the master holds now."""
+    node = group.node(group.master_port())
+    try:
+        ids = node.zrange(f"bull:{QUEUE}:completed", 0, -1)
+        pipe = node.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hget(f"bull:{QUEUE}:{job_id}", "data")
+        return {json.loads(data)["n"] for data in pipe.execute() if data}
+    finally:
+        node.close()
+
+
+def _fail_over(
+    tmp_path: Path, event: Callable[[SentinelGroup, int], None]
+) -> tuple[AddLoad, list[tuple[int, float]], set[int], float]:
+    """Runs the service on a Sentinel group under load, makes `event` happen to the
+    master, lets a fresh worker drain the queue; returns the load, the runs, the jobs the
+    final master holds as completed, and when the Sentinels named the new master."""
+    runs = tmp_path / "runs.txt"
+    with sentinel_group(tmp_path / "redis") as group:
+        env = {
+            "KK_REDIS_URL": group.url,
+            "KK_QUEUES": json.dumps(QUEUES),
+            "KK_SCHEDULES": "{}",
+            "KK_LOG_LEVEL": "warning",
+            # Jobs that were active on a lost master come back soon, not after 30 s.
+            "KK_LOCK_DURATION_MS": "5000",
+            "KK_STALLED_INTERVAL_MS": "2000",
+        }
+        serve_env = {**env, "KK_RUN_WORKERS": "false"}
+        with (
+            start_server(tmp_path / "serve", serve_env) as srv,
+            start_worker(tmp_path / "worker", env, ["--concurrency", str(CONCURRENCY)]),
+            AddLoad(srv.url, runs) as load,
+        ):
+            wait_for(lambda: len(load.acked) > 300, timeout=30, what="adds under way")
+            old = group.master_port()
+            event(group, old)
+            group.wait_switched(old)
+            switched_at = time.time()
+            if group.procs[old].poll() is not None:  # killed: back, empty, as a replica
+                group.procs[old] = group.restart(old)
+            # Adds go on across the switch, until the old master is a replica again.
+            wait_for(lambda: len(load.acked) > 300 + 1000, timeout=60, what="adds after")
+            group.wait_replica(old, timeout=60)
+            time.sleep(1)
+        # Every acknowledged add the master holds completes: wait for the queue to drain.
+        with start_worker(tmp_path / "drain", env, ["--concurrency", str(CONCURRENCY)]):
+            counts = group.node(group.master_port())
+            wait_for(
+                lambda: (
+                    counts.llen(f"bull:{QUEUE}:wait") + counts.llen(f"bull:{QUEUE}:active") == 0
+                ),
+                timeout=30,
+                what="the queue to drain",
+            )
+            counts.close()
+        return load, _runs(runs), _completed(group), switched_at
+
+
+def _report(
+    load: AddLoad, runs: list[tuple[int, float]], completed: set[int]
+) -> tuple[set[int], dict[int, int]]:
+    """Acknowledged jobs the final master does not hold as completed, and jobs run twice."""
+    ran = {n for n, _ in runs}
+    missing = set(load.acked) - completed
+    twice = {n: c for n, c in Counter(n for n, _ in runs).items() if c > 1}
+    print(
+        f"acknowledged {len(load.acked)}, refused {load.refused}, ran {len(ran)}, "
+        f"missing on the final master {len(missing)}, ran twice {len(twice)}"
+    )
+    return missing, twice
+
+
+def test_a_graceful_failover_loses_no_acknowledged_job(tmp_path):
+    def hand_over(group: SentinelGroup, old: int) -> None:
+        group.node(group.sentinel_ports[0]).execute_command(
+            "SENTINEL", "FAILOVER", group.master_name
+        )
+
+    load, runs, completed, _ = _fail_over(tmp_path, hand_over)
+    missing, twice = _report(load, runs, completed)
+    assert not missing, f"{len(missing)} acknowledged jobs lost: {sorted(missing)[:20]}"
+    assert len(twice) <= CONCURRENCY, f"jobs run twice: {twice}"
+
+
+def test_a_killed_master_is_followed(tmp_path):
+    def kill(group: SentinelGroup, old: int) -> None:
+        group.procs[old].kill()
+        group.procs[old].wait()
+
+    load, runs, completed, switched_at = _fail_over(tmp_path, kill)
+    missing, twice = _report(load, runs, completed)
+    assert not missing, f"{len(missing)} acknowledged jobs lost: {sorted(missing)[:20]}"
+    assert len(twice) <= CONCURRENCY, f"jobs run twice: {twice}"
+    first_after = min(t for _, t in runs if t > switched_at)
+    assert first_after - switched_at < 5
+
+
+def test_a_frozen_master_then_demoted_does_not_stall_the_worker(tmp_path):
+    def freeze(group: SentinelGroup, old: int) -> None:
+        group.procs[old].send_signal(signal.SIGSTOP)
+        threading.Timer(8, group.procs[old].send_signal, [signal.SIGCONT]).start()
+
+    load, runs, completed, switched_at = _fail_over(tmp_path, freeze)
+    missing, twice = _report(load, runs, completed)
+    # Jobs taken after the switch run within seconds, on the new master.
+    after = sorted(t for _, t in runs if t > switched_at)
+    assert after and after[0] - switched_at < 5, "the worker did not come back within 5 s"
+    gaps = [b - a for a, b in itertools.pairwise(after) if b < switched_at + 30]
+    assert max(gaps, default=0) < 5, f"the worker stalled {max(gaps):.1f} s"
+    assert not missing, f"{len(missing)} acknowledged jobs lost: {sorted(missing)[:20]}"
+    assert len(twice) <= CONCURRENCY, f"jobs run twice: {twice}"
