@@ -62,8 +62,8 @@ class _HiredisPacking(ConnectionPool):
 
 
 def was_reset(connection: AbstractConnection) -> bool:
-    """True when the peer reset this idle connection (Redis restarted, a proxy or load
-    balancer dropped it). redis-py's check before reuse looks for pending bytes or an EOF,
+    """True when the peer reset or closed this idle connection (Redis restarted, a proxy
+    or load balancer dropped it). redis-py's check before reuse looks for pending bytes or an EOF,
     but a reset sets the stream's exception instead, so the next command would be written
     to a dead socket and fail after it may count as sent. Checked here, nothing has left
     yet: reconnecting is safe, and a command is never sent twice."""
@@ -71,7 +71,8 @@ def was_reset(connection: AbstractConnection) -> bool:
     writer = getattr(connection, "_writer", None)
     if reader is None or writer is None:
         return False
-    return reader.exception() is not None or writer.transport.is_closing()
+    # A server that exited closes with a FIN: the stream is at EOF, the transport still open.
+    return reader.exception() is not None or reader.at_eof() or writer.transport.is_closing()
 
 
 class ResetCheckingBlockingPool(BlockingConnectionPool):
