@@ -17,9 +17,9 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tests.support.add_load import AddLoad, runs_of
 from tests.support.redis_topologies import SentinelGroup, sentinel_group, server_binary
 from tests.support.server import start_server, start_worker, wait_for
 
@@ -35,57 +35,6 @@ QUEUES = {
         "keep_completed": 1_000_000,
     }
 }
-
-
-class AddLoad:
-    """Producers adding jobs over HTTP until stopped; remembers which adds were
-    acknowledged (201) and when each answer came."""
-
-    def __init__(self, url: str, runs: Path, producers: int = 4) -> None:
-        self.url, self.runs = url, runs
-        self.acked: dict[int, float] = {}
-        self.refused = 0
-        self._next = 0
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._produce) for _ in range(producers)]
-
-    def _take(self) -> int:
-        with self._lock:
-            self._next += 1
-            return self._next
-
-    def _produce(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=10) as client:
-            while not self._stop.is_set():
-                n = self._take()
-                body = {"data": {"n": n, "log": str(self.runs)}}
-                try:
-                    answer = client.post(f"/api/queues/{QUEUE}/jobs", json=body)
-                except httpx.HTTPError:
-                    answer = None
-                if answer is not None and answer.status_code == 201:
-                    self.acked[n] = time.time()
-                else:
-                    self.refused += 1
-                    time.sleep(0.05)
-
-    def __enter__(self) -> AddLoad:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join()
-
-
-def _runs(path: Path) -> list[tuple[int, float]]:
-    if not path.exists():
-        return []
-    rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
-    return [(int(n), float(t)) for n, t in rows]
 
 
 def _completed(group: SentinelGroup) -> set[int]:
@@ -122,7 +71,7 @@ def _fail_over(
         with (
             start_server(tmp_path / "serve", serve_env) as srv,
             start_worker(tmp_path / "worker", env, ["--concurrency", str(CONCURRENCY)]),
-            AddLoad(srv.url, runs) as load,
+            AddLoad(srv.url, QUEUE, runs) as load,
         ):
             wait_for(lambda: len(load.acked) > 300, timeout=30, what="adds under way")
             old = group.master_port()
@@ -146,7 +95,7 @@ def _fail_over(
                 what="the queue to drain",
             )
             counts.close()
-        return load, _runs(runs), _completed(group), switched_at
+        return load, runs_of(runs), _completed(group), switched_at
 
 
 def _report(

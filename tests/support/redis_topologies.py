@@ -74,11 +74,12 @@ def _wait(check, timeout: float = 20) -> None:
 
 
 @contextlib.contextmanager
-def redis_cluster(workdir: Path, masters: int = 3) -> Iterator[list[int]]:
-    """`masters` cluster nodes with every slot assigned; yields their ports."""
+def redis_cluster(workdir: Path, masters: int = 3, replicas: int = 0) -> Iterator[list[int]]:
+    """`masters` cluster nodes with every slot assigned, each with `replicas` replicas;
+    yields every node's port (masters first, as `--cluster create` assigns them)."""
     binary, cli = server_binary(), cli_binary()
     assert binary and cli
-    ports = [_cluster_port() for _ in range(masters)]
+    ports = [_cluster_port() for _ in range(masters * (1 + replicas))]
     procs = [
         _start(binary, workdir / str(p), p, "--cluster-enabled", "yes",
                "--cluster-config-file", str(workdir / str(p) / "nodes.conf"))
@@ -89,12 +90,16 @@ def redis_cluster(workdir: Path, masters: int = 3) -> Iterator[list[int]]:
             _wait(lambda p=p: redis.Redis(host="127.0.0.1", port=p).ping())
         subprocess.run(
             [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
-             "--cluster-replicas", "0", "--cluster-yes"],
+             "--cluster-replicas", str(replicas), "--cluster-yes"],
             check=True, capture_output=True, timeout=60,
         )  # fmt: skip
         for p in ports:
             node = redis.Redis(host="127.0.0.1", port=p)
             _wait(lambda node=node: b"cluster_state:ok" in node.execute_command("CLUSTER", "INFO"))
+        if replicas:  # every replica has synced with its master
+            for p in ports[masters:]:
+                node = redis.Redis(host="127.0.0.1", port=p, decode_responses=True)
+                _wait(lambda node=node: node.info("replication").get("master_link_status") == "up")
         yield ports
     finally:
         for proc in procs:
