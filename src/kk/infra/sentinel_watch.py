@@ -12,7 +12,9 @@ were acknowledged vanish. So one watch per master (per process):
   promotion and the switch would be acknowledged and then lost;
 - on a switch, points every registered pool at the new master and drops all of their
   connections, busy ones included (a command blocked on a frozen master fails at once and
-  is retried on the new one).
+  is retried on the new one);
+- asks the Sentinels again whenever a connection reconnects (after a connection error or
+  a `READONLY` reply from a demoted master), at most every `REFRESH_S`.
 
 A hold lasts at most `MAX_HOLD_S`; callers' own deadlines (the API's answer timeout) still
 apply while they wait.
@@ -40,6 +42,7 @@ from kk.compat.redis_pool import (
 log = logging.getLogger("kk.redis.sentinel")
 
 POLL_INTERVAL_S = 1.0
+REFRESH_S = 0.5
 MAX_HOLD_S = 10.0
 # Events that say a Sentinel is failing the master over; each Sentinel's attempt ends with
 # one of `_ATTEMPT_ENDS` or with the `+switch-master` that ends them all.
@@ -83,6 +86,8 @@ class SentinelWatch:
         self._open.set()
         self._tasks: list[asyncio.Task[None]] = []
         self._switching = asyncio.Lock()
+        self._polling = asyncio.Lock()
+        self._polled_at = -REFRESH_S
 
     def register(self, pool: FollowingSentinelPool) -> None:
         self._pools.add(pool)
@@ -144,28 +149,38 @@ class SentinelWatch:
             self._attempts.clear()
             self._open.set()
 
+    async def _ask(self, node: Address) -> tuple[int, Address] | None:
+        """One Sentinel's configuration of the master: (config epoch, address)."""
+        client = aioredis.Redis(host=node[0], port=node[1], **self.sentinel_kwargs)
+        try:
+            state: dict[str, Any] = await client.sentinel_master(self.master_name)  # type: ignore[assignment]
+            return int(state.get("config-epoch", 0)), (str(state["ip"]), int(state["port"]))
+        except (RedisError, OSError, KeyError, ValueError):
+            return None
+        finally:
+            with contextlib.suppress(Exception):
+                await client.aclose()
+
     async def poll(self) -> None:
-        """Asks every Sentinel for its configuration and follows the newest one."""
-        best: tuple[int, Address] | None = None
-        for host, port in self.nodes:
-            client = aioredis.Redis(host=host, port=port, **self.sentinel_kwargs)
-            try:
-                state: dict[str, Any] = await client.sentinel_master(self.master_name)  # type: ignore[assignment]
-                seen = (int(state.get("config-epoch", 0)), (str(state["ip"]), int(state["port"])))
-                if best is None or seen[0] > best[0]:
-                    best = seen
-            except (RedisError, OSError, KeyError, ValueError):
-                continue
-            finally:
-                with contextlib.suppress(Exception):
-                    await client.aclose()
-        if best is None:
+        """Asks every Sentinel at once for its configuration and follows the newest one."""
+        answers = [a for a in await asyncio.gather(*map(self._ask, self.nodes)) if a]
+        if not answers:
             return
-        epoch, address = best
+        epoch, address = max(answers, key=lambda answer: answer[0])
         if self.master is None or epoch > self.epoch:
             if address != self.master:
                 await self.switch(address, epoch)
             self.epoch = epoch
+
+    async def refresh(self) -> None:
+        """Polls now, unless a poll ran in the last `REFRESH_S` (reconnects come in bursts)."""
+        if time.monotonic() - self._polled_at < REFRESH_S:
+            return
+        async with self._polling:
+            if time.monotonic() - self._polled_at >= REFRESH_S:
+                with contextlib.suppress(Exception):
+                    await self.poll()
+                self._polled_at = time.monotonic()
 
     def _start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -231,8 +246,9 @@ class FollowingSentinelPool(SentinelConnectionPool):
         return await super().get_connection(*args, **kwargs)
 
     async def get_master_address(self) -> Address:
-        if self.watch.master is None:
-            await self.watch.poll()
+        # Called when a connection (re)connects: after a connection error or a READONLY
+        # reply, ask the Sentinels again rather than trusting the host that just failed.
+        await self.watch.refresh()
         address = self.watch.master
         if address is None:  # no Sentinel answered the poll: redis-py's own search
             address = await self.sentinel_manager.discover_master(self.service_name)
