@@ -18,14 +18,15 @@ from kk.dashboard.page import install_dashboard
 from kk.edge.cors import Cors
 from kk.edge.host_check import HostCheck
 from kk.edge.proxies import TrustedProxies
+from kk.edge.redirects import RelativeRedirects
 from kk.errors import install_error_handlers
 from kk.health.router import router as health_router
 from kk.health.service import HealthService
 from kk.logs import configure_logging
-from kk.metrics.jobs import JobMetrics
 from kk.metrics.middleware import HttpMetrics
 from kk.metrics.registry import AppMetrics
 from kk.metrics.router import router as metrics_router
+from kk.metrics.workers import WorkerMetrics
 from kk.middleware import BodySizeLimit, RequestLog
 from kk.openapi import install_openapi
 from kk.processors.add_routes import FAST_LANE
@@ -58,7 +59,7 @@ class KKApp(FastAPI):
         async def inner(scope: Scope, receive: Receive, send: Send) -> None:
             await FastAPI.__call__(self, scope, receive, send)
 
-        edge: ASGIApp = HotAdd(inner, self, QUEUE_ROUTERS, FAST_LANE)
+        edge: ASGIApp = RelativeRedirects(HotAdd(inner, self, QUEUE_ROUTERS, FAST_LANE))
         edge = BodySizeLimit(edge, max_bytes=settings.max_body_bytes)
         edge = Cors(edge, self, settings.cors_origins)
         # Rebinding: open mode always checks Host; keyed mode once KK_ALLOWED_HOSTS is set.
@@ -76,14 +77,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         worker_queues = (settings.worker_queues or settings.queues) if settings.run_workers else ()
+        worker_metrics = WorkerMetrics(metrics, worker_queues)
         runtime = await Runtime.start(
             settings,
             with_workers=settings.run_workers,
-            job_listeners=[JobMetrics(metrics, worker_queues)],
+            job_listeners=worker_metrics.listeners(),
         )
         app.state.runtime = runtime
-        if runtime.workers is not None:  # kk_worker_redis_errors_total
-            metrics.registry.register(runtime.workers.errors)
+        worker_metrics.attach(runtime.workers)
         app.state.queues = runtime.queues
         app.state.event_streams.start(runtime.redis_url)
         # Start-up objects live as long as the process: move them out of the collector's

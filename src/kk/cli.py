@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from kk.config import LOOPBACK_HOSTS, Settings, get_settings
 from kk.errors import field_path
@@ -40,8 +41,12 @@ def _load_settings() -> Settings:
         problems = "\n".join(
             f"  {field_path(err['loc']) or 'settings'}: {err['msg'].removeprefix('Value error, ')}"
             for err in exc.errors()
+            # A default computed from an invalid field: noise next to that field's error.
+            if err["type"] != "default_factory_not_called"
         )
         sys.exit(f"Invalid configuration:\n{problems}")
+    except SettingsError as exc:  # a variable that is not valid JSON where JSON is needed
+        sys.exit(f"Invalid configuration: {exc}")
 
 
 def keygen(args: argparse.Namespace) -> None:
@@ -77,8 +82,8 @@ def serve(args: argparse.Namespace) -> None:
 
 async def _run_workers(queues: list[str] | None, concurrency: int | None) -> None:
     from kk.logs import configure_logging
-    from kk.metrics.jobs import JobMetrics
     from kk.metrics.registry import AppMetrics
+    from kk.metrics.workers import WorkerMetrics
     from kk.runtime import Runtime
 
     settings = get_settings()
@@ -86,15 +91,18 @@ async def _run_workers(queues: list[str] | None, concurrency: int | None) -> Non
     serve_metrics = settings.worker_metrics_port is not None
     metrics = AppMetrics()
     wanted = queues or settings.worker_queues or list(settings.queues)
+    worker_metrics = WorkerMetrics(metrics, wanted)
     runtime = await Runtime.start(
         settings,
         with_workers=True,
         worker_queues=queues,
         concurrency=concurrency,
-        job_listeners=[JobMetrics(metrics, wanted)] if serve_metrics else (),
+        job_listeners=worker_metrics.listeners() if serve_metrics else (),
     )
     metrics_server = None
     if serve_metrics:
+        # The same worker series as `kk serve`, errors and backoff included.
+        worker_metrics.attach(runtime.workers)
         metrics_server = await _start_metrics(settings, metrics, runtime)
     gc.collect()
     gc.freeze()  # as in the app: keep full collections short on the job path

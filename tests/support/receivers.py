@@ -60,11 +60,23 @@ class HttpReceiver:
 
     requests: list[Received] = field(default_factory=list)
     statuses: dict[str, list[int]] = field(default_factory=dict)
+    # HTTP/1.1: connections stay open between requests (HTTP/1.0 closes each one).
+    keep_alive: bool = False
+    # TCP connections accepted so far.
+    connections: int = 0
 
     def __post_init__(self) -> None:
         owner = self
+        lock = threading.Lock()
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if owner.keep_alive else "HTTP/1.0"
+
+            def setup(self) -> None:
+                super().setup()
+                with lock:
+                    owner.connections += 1
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
                 body = self.rfile.read(length)

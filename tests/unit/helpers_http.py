@@ -33,17 +33,28 @@ class LocalServer:
     requests: list[Recorded]
     # Path -> replies used in order; the last one repeats. Unknown paths answer 200 "ok".
     replies: dict[str, list[Reply]]
+    # Peer addresses of the TCP connections accepted, in order.
+    connections: list[str] = field(default_factory=list)
 
     def received(self, path: str) -> list[Recorded]:
         return [r for r in self.requests if r.path == path]
 
 
 @contextmanager
-def local_server() -> Iterator[LocalServer]:
+def local_server(keep_alive: bool = False) -> Iterator[LocalServer]:
+    """`keep_alive`: HTTP/1.1, connections stay open between requests (HTTP/1.0 closes
+    each one after its answer)."""
     requests: list[Recorded] = []
     replies: dict[str, list[Reply]] = {}
+    connections: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
+        def setup(self) -> None:
+            super().setup()
+            connections.append(f"{self.client_address[0]}:{self.client_address[1]}")
+
         def _handle(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length) if length else b""
@@ -67,7 +78,8 @@ def local_server() -> Iterator[LocalServer]:
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
-        yield LocalServer(f"http://127.0.0.1:{server.server_address[1]}", requests, replies)
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        yield LocalServer(url, requests, replies, connections)
     finally:
         server.shutdown()
         server.server_close()

@@ -51,13 +51,14 @@ async def redis_brief(
     redis: Redis,
     memory_threshold_mb: float,
     probe_key: str,
+    job_bytes: int,
     observe: ObserveSeconds | None = None,
 ) -> RedisIndicator:
     """The `redis` indicator of `/health`: down when Redis answers but refuses writes."""
     elapsed = await timed_ping(redis, observe)
     info = await redis.info("memory")
     used = int(info.get("used_memory", 0))
-    memory = await memory_verdict(redis, info, memory_threshold_mb, probe_key)
+    memory = await memory_verdict(redis, info, memory_threshold_mb, probe_key, job_bytes)
     return RedisIndicator(
         status="down" if memory.refused else "up",
         message=memory.refused,
@@ -82,16 +83,18 @@ async def redis_details(
     memory_threshold_mb: float,
     connections_threshold: int,
     probe_key: str,
+    job_bytes: int,
     observe: ObserveSeconds | None = None,
 ) -> RedisHealth:
     """`GET /health/redis`: PING, then one INFO (default sections: server, clients, memory);
-    down, with every detail, when Redis answers but refuses writes (memory full)."""
+    down, with every detail, when Redis answers but refuses writes (memory full, or no room
+    for an add of `job_bytes`)."""
     elapsed = await timed_ping(redis, observe)
     info = await redis.info()
     used = int(info.get("used_memory", 0))
     maxmemory = int(info.get("maxmemory", 0))
     clients = int(info.get("connected_clients", 0))
-    memory = await memory_verdict(redis, info, memory_threshold_mb, probe_key)
+    memory = await memory_verdict(redis, info, memory_threshold_mb, probe_key, job_bytes)
     clients_ok = clients <= connections_threshold
     warnings = policy_warnings(info) + memory.warnings
     if not clients_ok:

@@ -33,8 +33,9 @@ class HealthService:
     def __init__(self, settings: Settings, observe_redis: ObserveSeconds | None = None) -> None:
         self.settings = settings
         self.timeout_s = settings.health_timeout_ms / 1000
-        # Written (expiring in seconds) only when memory is near maxmemory: do writes pass?
-        self.probe_key = f"{settings.queue_prefix}:kk-health-probe"
+        # Near maxmemory, `SET <key> <job-sized value> XX`: would an add be refused? The key
+        # is never created (XX), so the probe stores nothing.
+        self.probe_key = f"{settings.queue_prefix}:kk-health-room"
         self.observe_redis = observe_redis
         self._flights: SingleFlight[Any] = SingleFlight()
 
@@ -54,9 +55,12 @@ class HealthService:
         if runtime is None:
             return RedisIndicator(status="down", message="The service is still starting")
         threshold = self.settings.health_redis_memory_threshold_mb
+        job_bytes = self.settings.max_job_data_bytes
         return await self._guarded(
             "redis",
-            lambda: redis_brief(runtime.redis, threshold, self.probe_key, self.observe_redis),
+            lambda: redis_brief(
+                runtime.redis, threshold, self.probe_key, job_bytes, self.observe_redis
+            ),
             lambda msg: RedisIndicator(status="down", message=msg),
         )
 
@@ -91,6 +95,7 @@ class HealthService:
                     settings.health_redis_memory_threshold_mb,
                     settings.health_redis_connections_threshold,
                     self.probe_key,
+                    settings.max_job_data_bytes,
                     self.observe_redis,
                 ),
                 self.timeout_s,

@@ -58,7 +58,9 @@ class AppMetrics:
         )
         self.jobs_released = Counter(
             "kk_jobs_released",
-            "Jobs stopped at shutdown past the grace: not failed, run again by another worker",
+            "Jobs this process stopped at shutdown past the grace (not failed: run again by "
+            "another worker). Counted as the process exits, so scrapes rarely see it: the "
+            "process whose stalled check recovers them counts kk_jobs_stalled_total",
             ["queue"],
             registry=r,
         )

@@ -9,13 +9,14 @@ job data when it is added through the API.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bullmq.custom_errors.unrecoverable_error import UnrecoverableError
 from pydantic import BaseModel, ValidationError
 
 from kk.errors import field_errors, summary
+from kk.processors.net_guard import GuardedHttp
 
 if TYPE_CHECKING:
     from bullmq import Job
@@ -39,9 +40,25 @@ def validate_job_data(model: type[M], data: Any) -> M:
 
 @dataclass
 class JobContext:
+    """What every job of a worker process shares; `aclose()` when the workers have stopped."""
+
     settings: Settings
     redis: Redis
     queues: QueueService
+    _http: GuardedHttp | None = field(default=None, init=False, repr=False)
+
+    @property
+    def http(self) -> GuardedHttp:
+        """The process's SSRF-guarded HTTP client, made on first use (inside the workers'
+        event loop): one pool and SSL context for every job instead of one per request."""
+        if self._http is None or self._http.closed:
+            self._http = GuardedHttp(self.settings.ssrf_allow)
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
 
 
 Processor = Callable[["Job", JobContext], Awaitable[Any]]

@@ -27,13 +27,10 @@ from kk.processors.net_guard import (
     BlockedURLError,
     ResponseTooLargeError,
     TooManyRedirectsError,
-    fetch_bytes,
 )
 
 if TYPE_CHECKING:
     from bullmq import Job
-
-    from kk.config import Settings
 
 Format = Literal["png", "jpeg", "webp", "gif"]
 _EXTENSIONS: dict[str, Format] = {
@@ -98,13 +95,12 @@ def _read_file(path: Path, max_bytes: int) -> bytes:
     return data
 
 
-async def _read_url(url: str, settings: Settings) -> bytes:
+async def _read_url(url: str, ctx: JobContext) -> bytes:
     try:
-        result = await fetch_bytes(
+        result = await ctx.http.fetch(
             url,
-            allow=settings.ssrf_allow,
             timeout_s=FETCH_TIMEOUT_S,
-            max_bytes=settings.http_max_response_bytes,
+            max_bytes=ctx.settings.http_max_response_bytes,
         )
     except BlockedURLError as exc:
         raise UnrecoverableError(f"refused: {exc}") from None
@@ -239,7 +235,7 @@ async def process_image(job: Job, ctx: JobContext) -> dict[str, Any]:
     root = settings.storage_root
     output = _inside(root, data.output)
     if data.source.lower().startswith(("http://", "https://")):
-        raw = await _read_url(data.source, settings)
+        raw = await _read_url(data.source, ctx)
     else:
         source = _inside(root, data.source)
         raw = await asyncio.to_thread(_read_file, source, settings.http_max_response_bytes)

@@ -3,14 +3,19 @@
 A URL is refused unless its scheme is http(s) and every address its host resolves to is
 publicly routable, or the host/address is in the operator's allow-list (`ssrf_allow`).
 
-The connection goes to an address that was checked: the transport's network backend
-connects to the addresses the check resolved (or, for a host it has none for, resolves and
-checks itself), never to a second, unchecked answer. A DNS server that answers a public
-address to the check and an internal one later (DNS rebinding) gets nowhere. TLS still
-verifies the certificate for the URL's name (SNI), and the Host header is the URL's.
-Every redirect hop is checked again, so a public server cannot bounce a worker to an
-internal address; a hop to another origin (scheme, host, port) carries only the headers
-in `SAFE_CROSS_ORIGIN_HEADERS`, as browsers and curl drop credentials there.
+The check is made per connection, where the connection is made: the transport's network
+backend resolves the host once, checks every address and connects to a checked one, never
+to a second, unchecked answer. A DNS server that answers a public address to the check and
+an internal one later (DNS rebinding) gets nowhere. TLS still verifies the certificate for
+the URL's name (SNI), and the Host header is the URL's.
+
+One `GuardedHttp` (client, pool, SSL context) serves every job of a worker process: a
+kept-alive connection is reused only for the origin (scheme, host, port) it was opened and
+checked for (httpcore's pool matches on it), and a new connection is checked again, so a
+changed DNS answer is seen by the next connection. Every redirect hop goes through the same
+checks, so a public server cannot bounce a worker to an internal address; a hop to another
+origin carries only the headers in `SAFE_CROSS_ORIGIN_HEADERS`, as browsers and curl drop
+credentials there.
 """
 
 from __future__ import annotations
@@ -158,12 +163,11 @@ def check_url(url: str, allow: list[str]) -> list[str]:
 
 
 class _PinnedBackend(httpcore.AsyncNetworkBackend):
-    """Connects to checked addresses only: those pinned for (host, port) by the check of the
-    current hop, else the ones it resolves and checks itself."""
+    """Every new connection: resolve once, check every address, connect to a checked one.
+    Nothing is remembered between connections, so a later DNS answer is checked again."""
 
     def __init__(self, allow: list[str]) -> None:
         self.allow = allow
-        self.pins: dict[tuple[str, int], list[str]] = {}
         self._inner = httpcore.AnyIOBackend()
 
     async def connect_tcp(
@@ -174,9 +178,8 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Any = None,
     ) -> httpcore.AsyncNetworkStream:
-        addresses = self.pins.get((host, port))
-        if addresses is None:
-            addresses = await asyncio.to_thread(checked_addresses, host, port, self.allow)
+        # BlockedURLError is no httpcore error: httpx lets it through to the caller as is.
+        addresses = await asyncio.to_thread(checked_addresses, host, port, self.allow)
         error: Exception = httpcore.ConnectError(f"no address for {host}")
         for address in addresses:
             try:
@@ -236,40 +239,62 @@ async def _read_limited(response: httpx.Response, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
-async def fetch_bytes(
-    url: str,
-    *,
-    allow: list[str],
-    timeout_s: float,
-    max_bytes: int,
-    method: str = "GET",
-    content: bytes | None = None,
-    headers: dict[str, str] | None = None,
-    max_redirects: int = 3,
-) -> FetchResult:
-    """One request with SSRF checks on the URL and on every redirect hop, a body limit and
-    an overall deadline (TimeoutError past it). A 301/302/303 answer to a non-GET request
-    is returned as is, not followed."""
-    method = method.upper()
-    backend = _PinnedBackend(allow)
-    async with asyncio.timeout(timeout_s):
+# No pool-wide cap (the jobs' concurrency bounds the connections, and a wait for a pool slot
+# would eat a delivery's deadline); enough idle ones kept for a concurrency-200 queue.
+POOL_LIMITS = httpx.Limits(
+    max_connections=None, max_keepalive_connections=200, keepalive_expiry=5.0
+)
+
+
+class GuardedHttp:
+    """A pooled client whose every connection is SSRF-checked; one serves a whole process.
+    Create it inside the event loop that will use it."""
+
+    def __init__(self, allow: list[str]) -> None:
+        self.allow = allow
         # trust_env=False: proxy variables must not route requests around the checks.
-        async with httpx.AsyncClient(
+        self._client = httpx.AsyncClient(
             follow_redirects=False,
             trust_env=False,
-            timeout=timeout_s,
-            transport=PinnedTransport(backend),
-        ) as client:
-            current = url
-            _target(url)  # a malformed URL is refused before anything else
-            first_origin = _origin(httpx.URL(url))
+            transport=PinnedTransport(_PinnedBackend(allow), POOL_LIMITS),
+        )
+
+    @property
+    def closed(self) -> bool:
+        return self._client.is_closed
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> GuardedHttp:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def fetch(
+        self,
+        url: str,
+        *,
+        timeout_s: float,
+        max_bytes: int,
+        method: str = "GET",
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        max_redirects: int = 3,
+    ) -> FetchResult:
+        """One request with SSRF checks on every connection (each redirect hop's too), a
+        body limit and an overall deadline (TimeoutError past it). A 301/302/303 answer to
+        a non-GET request is returned as is, not followed."""
+        method = method.upper()
+        _target(url)  # a malformed URL is refused before anything else
+        first_origin = _origin(httpx.URL(url))
+        current = url
+        async with asyncio.timeout(timeout_s):
             for _hop in range(max_redirects + 1):
-                host, port = _target(current)
-                backend.pins[(host, port)] = await asyncio.to_thread(
-                    checked_addresses, host, port, allow
-                )
-                async with client.stream(
-                    method, current, content=content, headers=headers
+                _target(current)  # scheme and host of each hop; the address at connect
+                async with self._client.stream(
+                    method, current, content=content, headers=headers, timeout=timeout_s
                 ) as response:
                     location = response.headers.get("location")
                     follow = (
@@ -284,4 +309,29 @@ async def fetch_bytes(
                     current = str(response.url.join(location))
                     if _origin(httpx.URL(current)) != first_origin:
                         headers = _same_origin_only(headers)
-            raise TooManyRedirectsError(f"more than {max_redirects} redirects from {url}")
+        raise TooManyRedirectsError(f"more than {max_redirects} redirects from {url}")
+
+
+async def fetch_bytes(
+    url: str,
+    *,
+    allow: list[str],
+    timeout_s: float,
+    max_bytes: int,
+    method: str = "GET",
+    content: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    max_redirects: int = 3,
+) -> FetchResult:
+    """`GuardedHttp.fetch` on a client of its own, closed afterwards. Processors use the
+    process's shared one (`JobContext.http`) instead: no new pool per request."""
+    async with GuardedHttp(allow) as http:
+        return await http.fetch(
+            url,
+            timeout_s=timeout_s,
+            max_bytes=max_bytes,
+            method=method,
+            content=content,
+            headers=headers,
+            max_redirects=max_redirects,
+        )

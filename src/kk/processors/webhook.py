@@ -30,7 +30,6 @@ from kk.processors.net_guard import (
     ResponseTooLargeError,
     TooManyRedirectsError,
     blocked_reason,
-    fetch_bytes,
 )
 
 if TYPE_CHECKING:
@@ -199,7 +198,7 @@ async def process_webhook(job: Job, ctx: JobContext) -> dict[str, Any]:
     shown = f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"
     started = time.perf_counter()
     try:
-        status, final_url = await _deliver(data, settings, body, headers)
+        status, final_url = await _deliver(data, ctx, body, headers)
     except Exception as exc:
         ms = (time.perf_counter() - started) * 1000
         await note(job, f"attempt {attempt}: POST {shown} failed after {ms:.0f} ms: {exc}")
@@ -215,14 +214,13 @@ async def process_webhook(job: Job, ctx: JobContext) -> dict[str, Any]:
 
 
 async def _deliver(
-    data: WebhookJobData, settings: Settings, body: bytes, headers: dict[str, str]
+    data: WebhookJobData, ctx: JobContext, body: bytes, headers: dict[str, str]
 ) -> tuple[int, str]:
     """(status, final URL) of one POST; errors mapped to retry or fail-for-good."""
     try:
-        result = await fetch_bytes(
+        result = await ctx.http.fetch(
             data.url,
-            allow=settings.ssrf_allow,
-            timeout_s=settings.webhook_timeout_s,
+            timeout_s=ctx.settings.webhook_timeout_s,
             max_bytes=MAX_RESPONSE_BYTES,
             method="POST",
             content=body,

@@ -17,13 +17,14 @@ from typing import Any, Protocol
 from bullmq import Job, Worker
 from redis.asyncio import Redis
 
-from kk.compat.chaining_worker import ChainingWorker
 from kk.config import Settings
 from kk.infra.redis_client import worker_client
 from kk.logs import job_fields_var
 from kk.processors.base import JobContext, ProcessorSpec
 from kk.queues.workers_view import worker_name
+from kk.workers.backoff import FullRedisBackoff, GatedChainingWorker, GatedWorker
 from kk.workers.errors import WorkerErrors
+from kk.workers.stalls import StalledJobs
 
 log = logging.getLogger("kk.worker")
 
@@ -68,6 +69,8 @@ class WorkerPool:
         self.listeners: list[JobListener] = []
         # Errors bullmq's loop swallows and retries (Redis full, ...): logged and counted.
         self.errors = WorkerErrors()
+        self.backoff = FullRedisBackoff()  # Redis out of memory: take jobs less often
+        self.stalls = StalledJobs(self.specs)  # jobs recovered here (released elsewhere)
 
     def start(self) -> None:
         started_ms = int(time.time() * 1000)
@@ -80,8 +83,8 @@ class WorkerPool:
                 self.redis_url, max_connections=2 * concurrency + 16, tuned=tuned
             )
             self._clients.append(client)
-            engine = ChainingWorker if tuned else Worker
-            self.workers[name] = engine(
+            engine = GatedChainingWorker if tuned else GatedWorker
+            worker = self.workers[name] = engine(
                 name,
                 self._wrap(name, spec),
                 {
@@ -104,7 +107,9 @@ class WorkerPool:
                     "metrics": {"maxDataPoints": METRICS_MINUTES},
                 },
             )
-            self.workers[name].on("error", self.errors.listener(name))
+            worker.full_redis = self.backoff
+            worker.on("error", self.errors.listener(name))
+            worker.on("stalled", self.stalls.listener(name))
             self._runs[name] = asyncio.get_running_loop().create_task(self._supervise(name))
         log.info(
             "Workers started for: %s (%s bullmq worker)",
@@ -228,3 +233,5 @@ class WorkerPool:
             with contextlib.suppress(Exception):
                 await client.aclose()
         self._clients.clear()
+        # No job runs any more: the processors' shared outbound HTTP client can go.
+        await self.context.aclose()
