@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kk.config import Settings
+from kk.text import printable
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
@@ -46,13 +47,23 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """One record, one line: control characters in the message (a newline or an ANSI
+    escape in a job's failure reason, which its data may carry) are written as escapes,
+    so no input can forge a line or recolour a terminal. Tracebacks keep their lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = printable(record.message)
+        return super().formatMessage(record)
+
+
 def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(ContextFields())
     if settings.log_json:
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     root = logging.getLogger("kk")
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())

@@ -10,6 +10,7 @@ import contextlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -28,6 +29,15 @@ from kk.schedules.manager import ScheduleManager
 from kk.workers.pool import JobListener, WorkerPool
 
 log = logging.getLogger("kk.runtime")
+
+
+def private_data_dir(path: Path) -> None:
+    """The data dir holds secrets (session and webhook keys), emails with reset links and
+    the database: only this service's user may enter it, whatever the umask."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_mode & 0o077:
+        log.warning("Data dir %s was open to other users: now 0700", path)
+        path.chmod(0o700)
 
 
 def load_processors(settings: Settings) -> dict[str, ProcessorSpec | None]:
@@ -60,7 +70,7 @@ class Runtime:
         job_listeners: Iterable[JobListener] = (),
     ) -> Runtime:
         check_versions(settings.tuned_worker)  # before anything uses the libraries' internals
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_data_dir(settings.data_dir)
         embedded = None
         if settings.redis_url:
             redis_url = settings.redis_url

@@ -45,3 +45,8 @@ async def recorded(job: Any, ctx: JobContext) -> dict[str, Any]:
     with open(job.data["log"], "a") as runs:
         runs.write(f"{job.data['n']} {time.time():.3f}\n")
     return {"n": job.data["n"]}
+
+
+async def fail_with(job: Any, ctx: JobContext) -> None:
+    """Fails with the reason the job's data gives (as a processor quoting its input would)."""
+    raise RuntimeError(job.data["reason"])

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from kk.config.lists import TextList
+
 
 def _under_data_dir(name: str) -> Any:
     # Defaults derive from the (already validated) data dir; a value given is kept as is.
@@ -28,4 +30,4 @@ class ProcessorSettings(BaseModel):
     # otherwise allocate gigabytes (RGBA, plus the resampling buffer).
     image_max_output_pixels: int = Field(25_000_000, ge=1)
     # Hosts or CIDR ranges that workers may fetch although they are private (e.g. in tests).
-    ssrf_allow: list[str] = Field(default_factory=list)
+    ssrf_allow: TextList = Field(default_factory=list)

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from kk.config.lists import TextList
 from kk.errors import AppError
 from kk.names import validate_queue_name
 
@@ -63,7 +64,7 @@ class QueueSettings(BaseModel):
     # redis-py (kk.compat, pinned versions); false runs on their stock, public API.
     tuned_worker: bool = True
     # The queues this process works on (`kk worker --queue` sets it); unset = all.
-    worker_queues: list[str] | None = None
+    worker_queues: TextList | None = None
     # `kk worker` serves /metrics on this port when set (off by default), on loopback
     # unless a host is given.
     worker_metrics_port: int | None = Field(None, ge=0, le=65535)

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from kk.config.edge import NORMALISERS, check_key_strength
+from kk.config.lists import TextList
 
 
 class SecuritySettings(BaseModel):
     # Admin keys may do everything, read keys only read. `api_key` is one more admin key.
     api_key: str | None = None
-    api_keys: list[str] = Field(default_factory=list)
-    read_api_keys: list[str] = Field(default_factory=list)
+    api_keys: TextList = Field(default_factory=list)
+    read_api_keys: TextList = Field(default_factory=list)
     # Signs dashboard session cookies; unset = generated once into <data_dir>/session.secret.
     session_secret: str | None = Field(None, min_length=16)
     session_ttl_s: int = Field(12 * 3600, ge=60, le=30 * 86_400)
@@ -21,11 +22,11 @@ class SecuritySettings(BaseModel):
     auth_failures_per_minute: int = Field(20, ge=0, le=1_000_000)
     # Host names served besides loopback ("api.example.com", "*.example.com"). Enforced in
     # open mode always, with keys only when set (see docs/security.md).
-    allowed_hosts: list[str] = Field(default_factory=list)
+    allowed_hosts: TextList = Field(default_factory=list)
     # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (IPs or CIDRs).
-    trusted_proxies: list[str] = Field(default_factory=list)
+    trusted_proxies: TextList = Field(default_factory=list)
     # Origins whose pages may call /api with a key (CORS), e.g. "http://localhost:5173".
-    cors_origins: list[str] = Field(default_factory=list)
+    cors_origins: TextList = Field(default_factory=list)
 
     @field_validator("api_key", "api_keys", "read_api_keys", mode="after")
     @classmethod

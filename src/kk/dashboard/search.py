@@ -104,7 +104,7 @@ def matches(terms: list[Term], job_id: str, name: str, raw_data: str) -> bool:
             if data is _MISSING:
                 try:
                     data = json.loads(raw_data or "{}")
-                except ValueError:
+                except (ValueError, RecursionError):  # another producer's, nested too deep
                     return False
             value = _at(data, term.field[5:])
             if value is _MISSING or not _test(term, _text(value)):

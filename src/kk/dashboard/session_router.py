@@ -77,7 +77,7 @@ async def _read_key(request: Request) -> str:
                 ErrorCode.UNSUPPORTED_MEDIA_TYPE,
                 'Send the key as JSON {"key": ...} or as a form field named key',
             )
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # nested past the parser's stack
         raise AppError(ErrorCode.VALIDATION_ERROR, "Invalid request: body is malformed") from None
     key = fields.get("key") if isinstance(fields, dict) else None
     if not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY_CHARS:

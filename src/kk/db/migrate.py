@@ -69,3 +69,11 @@ async def prepare_database(engine: AsyncEngine, demo_users: int) -> None:
         lock = _file_lock(Path(f"{database}.lock"))
     async with lock, engine.begin() as conn:
         await _migrate_and_seed(conn, demo_users)
+    if database and not database.startswith("file:"):
+        # Users' rows, job history: readable by this service's user only, whatever the umask.
+        await asyncio.to_thread(_private_file, Path(database))
+
+
+def _private_file(path: Path) -> None:
+    if path.is_file():
+        path.chmod(0o600)

@@ -230,7 +230,8 @@ async def _send_smtp(msg: EmailMessage, smtp_url: str) -> str:
 def _write_outbox(outbox: Path, job_id: str | None, msg: EmailMessage) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     path = outbox / f"{stamp}-{_UNSAFE_ID.sub('_', str(job_id))}.eml"
-    write_atomic(path, msg.as_bytes(policy=email.policy.SMTP))
+    # A message may hold a password-reset link: for this service's user only.
+    write_atomic(path, msg.as_bytes(policy=email.policy.SMTP), mode=0o600)
     return path
 
 

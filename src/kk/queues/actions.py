@@ -47,10 +47,12 @@ async def promote_job(service: QueueService, name: str, job_id: str) -> None:
         raise AppError(
             ErrorCode.JOB_CONFLICT, f"Job '{job_id}' is {state}; only delayed jobs can be promoted"
         )
-    job = await Job.fromId(service.queue(name), job_id)
-    if job is None:
-        raise _not_found(name, job_id)
-    schedule = job.repeatJobKey or (job_id.split(":")[1] if job_id.startswith("repeat:") else "")
+    queue = service.queue(name)
+    # Only the scheduler field is read: the job's data may be anything another producer
+    # wrote (nested past what any parser takes), and promoting does not need it.
+    repeat_key = await service.redis.hget(queue.toKey(job_id), "rjk")
+    legacy = job_id.split(":")[1] if job_id.startswith("repeat:") else ""  # older repeat ids
+    schedule = str(repeat_key or "") or legacy
     if schedule:
         # The scheduler's next tick: promoting it would run that tick early, record a last
         # run in the future and leave the schedule one tick short.
@@ -60,6 +62,7 @@ async def promote_job(service: QueueService, name: str, job_id: str) -> None:
             f"use run now instead (POST /api/queue-dashboard/scheduled-jobs/{schedule}/run), "
             "which adds a job now and leaves the next run as it is",
         )
+    job = Job(queue, "", {}, {}, job_id)  # the id is all `promote` uses
     try:
         await job.promote()
     except Exception as exc:  # the script refuses when the job moved meanwhile
