@@ -57,6 +57,8 @@ def keygen(args: argparse.Namespace) -> None:
 def serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from kk.compat.bounded_http import bounded_head_protocol
+
     if args.host:
         os.environ["KK_HOST"] = args.host
     if args.port is not None:
@@ -77,6 +79,7 @@ def serve(args: argparse.Namespace) -> None:
         # X-Forwarded-* are read by our edge, and only from KK_TRUSTED_PROXIES.
         proxy_headers=False,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5,
+        http=bounded_head_protocol(settings.max_header_bytes, settings.http_head_timeout_s),
     )
 
 

@@ -27,7 +27,8 @@ log = logging.getLogger("kk.compat")
 # The tuned mode needs these; stock mode runs on any version of them.
 TUNED_ONLY = {"bullmq": "3.4.4", "redis": "8.1.0"}
 # Outbound HTTP's address pinning (an SSRF defence, never switched off) needs these.
-ALWAYS = {"httpx": "0.28.1", "httpcore": "1.0.9"}
+# So does the bound on request heads (`bounded_http`: uvicorn's httptools protocol).
+ALWAYS = {"httpx": "0.28.1", "httpcore": "1.0.9", "uvicorn": "0.54.0"}
 # Following a Sentinel master on reconnect (`redis_pool.MasterFollowingConnection`) needs this.
 SENTINEL = {"redis": "8.1.0"}
 WRITTEN_FOR = {**TUNED_ONLY, **ALWAYS}
@@ -59,7 +60,8 @@ def check_versions(tuned: bool) -> None:
     pinning = mismatches(ALWAYS)
     if pinning:
         raise UnknownLibraryVersions(
-            f"Outbound HTTP pins the checked address through internals of: {', '.join(pinning)}."
+            "Outbound HTTP's address pinning and the bound on request heads use internals "
+            f"of: {', '.join(pinning)}."
             " Install the versions in requirements.lock"
         )
     found = mismatches(TUNED_ONLY)

@@ -15,6 +15,10 @@ class ServerSettings(BaseModel):
     # The embedded Redis, SQLite, session secret, outbox, storage and temp files live here.
     data_dir: Path = Path("./data")
     log_level: str = "info"
+    # A request's line and headers: larger heads get 431; a head not complete this long
+    # after its first byte closes the connection (slow senders holding connections).
+    max_header_bytes: int = Field(64 * 1024, ge=8 * 1024, le=1024 * 1024)
+    http_head_timeout_s: float = Field(10.0, gt=0, le=300)
     log_json: bool = False
 
     @field_validator("data_dir", mode="after")
