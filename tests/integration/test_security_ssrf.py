@@ -57,6 +57,7 @@ def test_webhooks_to_private_addresses_are_refused(http, target):
         "http://[::1]/": "::1 is a loopback",
         "http://169.254.169.254/latest/meta-data": "169.254.169.254 is a link-local",
         "http://10.0.0.1/": "10.0.0.1 is a private",
+        "http://[fec0::1]/": "fec0::1 is a site-local",
     }
     for url, why in literals.items():
         response = http.post("/api/queues/webhook/jobs", json={"data": {"url": url}})

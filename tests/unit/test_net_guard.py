@@ -32,6 +32,7 @@ REFUSED = [
     "http://[::ffff:169.254.169.254]/",
     "http://[fe80::1]/",
     "http://[fc00::1]/",
+    "http://[fec0::1]/",  # site-local: Python's is_global says True
     "http://224.0.0.1/",
 ]
 

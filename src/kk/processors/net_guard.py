@@ -103,6 +103,8 @@ def blocked_reason(ip: IPAddress) -> str | None:
         (ip.is_unspecified, "unspecified"),
         (ip.is_loopback, "loopback"),
         (ip.is_link_local, "link-local"),
+        # fec0::/10, deprecated but still routed inside some networks; Python calls it global.
+        (getattr(ip, "is_site_local", False), "site-local"),
         (ip.is_multicast, "multicast"),
         (ip in _CGNAT, "carrier-grade NAT"),
         (ip.is_private, "private"),
