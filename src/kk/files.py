@@ -23,6 +23,23 @@ class PathEscapeError(ValueError):
     """A path from job data is malformed or points outside its root."""
 
 
+def check_relative(relative: str) -> PurePosixPath:
+    """The lexical checks of a path from job data, which need no file system: they run
+    when the job is added, so a bad path is a 400 then, not a failed job later."""
+    if not relative or not relative.strip():
+        raise PathEscapeError("path is empty")
+    if "\x00" in relative:
+        raise PathEscapeError("path contains a NUL byte")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in relative):
+        raise PathEscapeError("path contains a control character (a newline, an escape, ...)")
+    pure = PurePosixPath(relative)
+    if pure.is_absolute() or relative.startswith("\\"):
+        raise PathEscapeError(f"path '{relative}' is absolute; give it relative to the root")
+    if ".." in pure.parts:
+        raise PathEscapeError(f"path '{relative}' contains a '..' component")
+    return pure
+
+
 def resolve_inside(root: Path, relative: str) -> Path:
     """The absolute, symlink-free path of `relative` under `root`; the target need not exist.
 
@@ -30,15 +47,7 @@ def resolve_inside(root: Path, relative: str) -> Path:
     path, with symlinks followed, must still lie under the resolved root: a symlink inside
     the root that points elsewhere is an escape too.
     """
-    if not relative or not relative.strip():
-        raise PathEscapeError("path is empty")
-    if "\x00" in relative:
-        raise PathEscapeError("path contains a NUL byte")
-    pure = PurePosixPath(relative)
-    if pure.is_absolute() or relative.startswith("\\"):
-        raise PathEscapeError(f"path '{relative}' is absolute; give it relative to the root")
-    if ".." in pure.parts:
-        raise PathEscapeError(f"path '{relative}' contains a '..' component")
+    pure = check_relative(relative)
     base = root.resolve()
     # Non-strict resolve follows the symlinks that exist and keeps the missing tail as is.
     resolved = (base / pure).resolve()

@@ -20,7 +20,7 @@ from bullmq.custom_errors.unrecoverable_error import UnrecoverableError
 from PIL import Image, ImageOps, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from kk.files import PathEscapeError, resolve_inside, write_atomic
+from kk.files import PathEscapeError, check_relative, resolve_inside, write_atomic
 from kk.processors.base import JobContext, ProcessorSpec, validate_job_data
 from kk.processors.job_log import note, progress
 from kk.processors.net_guard import (
@@ -53,8 +53,8 @@ class ImageJobData(BaseModel):
             ]
         },
     )  # fmt: skip
-    # Paths are checked against storage_root when the job runs, not here: the model has no
-    # settings, and a refused path fails the job for good anyway.
+    # Paths are checked as text here (no `..`, not absolute, no control characters), and
+    # against storage_root and its symlinks when the job runs (the model has no settings).
     source: str = Field(min_length=1, max_length=2048)
     output: str = Field(min_length=1, max_length=1024)
     operation: Literal["resize", "thumbnail", "convert"] = "resize"
@@ -65,9 +65,20 @@ class ImageJobData(BaseModel):
 
     @field_validator("source")
     @classmethod
-    def _url_scheme(cls, value: str) -> str:
-        if "://" in value and not value.lower().startswith(("http://", "https://")):
+    def _url_or_path(cls, value: str) -> str:
+        if value.lower().startswith(("http://", "https://")):
+            if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+                raise ValueError("source URL contains a control character")
+            return value
+        if "://" in value:
             raise ValueError("source must be an http(s) URL or a path under the storage root")
+        check_relative(value)
+        return value
+
+    @field_validator("output")
+    @classmethod
+    def _output_path(cls, value: str) -> str:
+        check_relative(value)
         return value
 
     @model_validator(mode="after")
