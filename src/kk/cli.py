@@ -68,7 +68,8 @@ def serve(args: argparse.Namespace) -> None:
     settings = _load_settings()
     _check_exposure(settings)
     shown = f"[{settings.host}]" if ":" in settings.host else settings.host
-    print(f"KK Backend on http://{shown}:{settings.port}  (docs: /docs)", flush=True)
+    base = f"http://{shown}:{settings.port}"
+    print(f"KK Backend on {base}  (dashboard: {base}/dashboard, API docs: {base}/docs)", flush=True)
     uvicorn.run(
         "kk.app:create_app",
         factory=True,

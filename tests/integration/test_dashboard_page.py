@@ -6,6 +6,7 @@ import re
 import tomllib
 from pathlib import Path
 
+import httpx
 import pytest
 
 from kk.dashboard.page import STATIC_DIR
@@ -75,3 +76,9 @@ def test_the_files_ship_with_the_package():
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert "dashboard/static/*" in pyproject["tool"]["setuptools"]["package-data"]["kk"]
     assert {p.name for p in Path(STATIC_DIR).iterdir()} >= set(ASSETS)
+
+
+def test_the_root_leads_to_the_dashboard_and_the_start_line_names_it(server):
+    answer = httpx.get(f"{server.url}/", follow_redirects=False)
+    assert answer.status_code == 307 and answer.headers["location"] == "/dashboard"
+    assert f"dashboard: {server.url}/dashboard" in server.log()

@@ -59,6 +59,11 @@ def install_dashboard(app: FastAPI) -> None:
     async def dashboard_page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", headers=SECURITY_HEADERS)
 
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        """A person who opens the service's address lands on the dashboard."""
+        return RedirectResponse("/dashboard", status_code=307)
+
     @app.get("/dashboard/", include_in_schema=False)
     async def dashboard_slash() -> RedirectResponse:
         return RedirectResponse("/dashboard", status_code=308)
