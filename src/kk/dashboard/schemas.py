@@ -119,7 +119,8 @@ class ProcessorCode(BaseModel):
 
 
 class RedisInfo(BaseModel):
-    version: str
+    server: str  # "redis" or "valkey"
+    version: str  # that server's own version
     mode: str
     usedMemory: int | None
     maxMemory: int | None  # 0: no limit

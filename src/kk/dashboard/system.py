@@ -48,7 +48,10 @@ async def redis_info(service: QueueService) -> RedisInfo | None:
     if info and all(isinstance(v, dict) for v in info.values()):
         info = next(iter(info.values()))  # one node's answer, keyed by node
     return RedisInfo(
-        version=str(info.get("redis_version") or info.get("valkey_version") or ""),
+        # Valkey reports the Redis version it is compatible with as redis_version (7.2.4):
+        # its own is valkey_version, and server_name says which server it is.
+        server=str(info.get("server_name") or "redis"),
+        version=str(info.get("valkey_version") or info.get("redis_version") or ""),
         mode=str(info.get("redis_mode") or ""),
         usedMemory=_int(info.get("used_memory")),
         maxMemory=_int(info.get("maxmemory")),

@@ -591,7 +591,7 @@
         : t("redis.memoryNoLimit", { used: fmtBytes(r.usedMemory) });
       const risky = r.evictionPolicy && r.evictionPolicy !== "noeviction";
       return [
-        fact("redis.version", [r.version, r.mode ? ` (${r.mode})` : ""].join("")),
+        fact("redis.version", [r.server === "valkey" ? "Valkey " : "", r.version, r.mode ? ` (${r.mode})` : ""].join("")),
         fact("redis.memory", memory),
         fact("redis.eviction", h("code", { text: r.evictionPolicy || "—" }),
           risky ? h("span", { class: "badge warning", text: t("redis.evictionBad") }) : null),
