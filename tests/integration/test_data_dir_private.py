@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import uuid
 
 from tests.integration.helpers import wait_job
 from tests.support.server import start_server
@@ -17,6 +18,8 @@ def test_the_data_dir_and_its_secrets_are_private(tmp_path, server_env):
     data.chmod(0o755)  # as a person's `mkdir` leaves it
     env = {k: v for k, v in server_env.items() if k != "KK_SMTP_URL"}  # emails to the outbox
     env["KK_QUEUES"] = json.dumps({})
+    # A prefix of its own: no other server's email worker may take (and write) this email.
+    env["KK_QUEUE_PREFIX"] = f"kkp-{uuid.uuid4().hex[:8]}"
     old_umask = os.umask(0o022)
     try:
         with start_server(data, env) as srv, srv.client as client:

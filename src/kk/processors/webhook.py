@@ -15,6 +15,7 @@ import json
 import re
 import secrets
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -122,6 +123,11 @@ class WebhookJobData(BaseModel):
         return value
 
 
+# The generated secret of each data dir, once read: it changes only when its file is
+# deleted, and a process started after that reads the new one.
+_SECRETS: dict[Path, str] = {}
+
+
 def webhook_secret(settings: Settings) -> str:
     """The configured secret, else one generated on first use and kept in the data dir so
     it survives restarts and is shared by every process using that dir."""
@@ -191,7 +197,9 @@ async def process_webhook(job: Job, ctx: JobContext) -> dict[str, Any]:
     data = validate_job_data(WebhookJobData, job.data)
     settings = ctx.settings
     attempt = job.attemptsMade + 1
-    secret = await asyncio.to_thread(webhook_secret, settings)
+    secret = settings.webhook_secret or _SECRETS.get(settings.data_dir)
+    if secret is None:  # read (or made) once per process: not a thread hop per delivery
+        secret = _SECRETS[settings.data_dir] = await asyncio.to_thread(webhook_secret, settings)
     body, headers = build_request(job.id, attempt, data, secret)
     # Without query or credentials: a token in the URL has no business in a log.
     parts = urlsplit(data.url)
