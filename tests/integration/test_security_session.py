@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import stat
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -205,3 +206,30 @@ def test_over_https_the_cookie_is_secure(http):
     assert response.status_code == 200, response.text
     attributes = [a.strip().lower() for a in response.headers["set-cookie"].split(";")]
     assert "secure" in attributes and "httponly" in attributes
+
+
+def test_an_event_stream_opened_with_a_session_ends_at_logout(locked):
+    with httpx.Client(base_url=locked.url, timeout=30) as http:
+        token, data = _login(http, READER)
+        header_stream = httpx.Client(base_url=locked.url, timeout=30)
+        with (
+            http.stream("GET", f"/api/queues/{QUEUE}/events", headers=_as(token)) as stream,
+            header_stream.stream(
+                "GET", f"/api/queues/{QUEUE}/events", headers={"X-API-Key": READER}
+            ) as by_key,
+        ):
+            assert stream.status_code == 200 and by_key.status_code == 200
+            lines = stream.iter_lines()
+            assert next(lines) == ": connected"
+            signed_out = http.post(
+                "/dashboard/logout", headers=_as(token, data["csrfToken"], Origin=locked.url)
+            )
+            assert signed_out.status_code == 200, signed_out.text
+            started = time.monotonic()
+            for _ in lines:  # keep-alives until the server ends the stream
+                assert time.monotonic() - started < 15, "the stream outlived the session"
+            assert time.monotonic() - started < 12
+            # A stream opened with a header key is not a session's: it goes on.
+            key_lines = by_key.iter_lines()
+            assert next(key_lines) == ": connected"
+        header_stream.close()

@@ -16,6 +16,7 @@ import logging
 import re
 import signal
 import threading
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
@@ -41,6 +42,8 @@ FINISHED = frozenset({"completed", "failed"})
 STREAM_ID_RE = re.compile(r"^\d{1,20}(-\d{1,20})?$")
 _READ_COUNT = 100
 _RETRY_AFTER_S = 5
+# How often a stream opened with a dashboard session checks that it is still signed in.
+SESSION_CHECK_S = 5.0
 
 Entry = tuple[str, dict[str, str]]
 
@@ -260,12 +263,26 @@ class EventStreams:
             gone.cancel()
         return result
 
-    async def stream(self, key: str, after: str) -> AsyncIterator[str]:
+    async def stream(
+        self, key: str, after: str, live: Callable[[], Awaitable[bool]] | None = None
+    ) -> AsyncIterator[str]:
         """SSE text: every entry after `after`, a comment when nothing happens for a while.
-        Ends when the server stops or Redis fails; the client resumes with Last-Event-ID."""
+        Ends when the server stops or Redis fails; the client resumes with Last-Event-ID.
+        `live`, for a stream opened with a dashboard session, is asked every few seconds:
+        once the session is signed out or expired, the stream ends."""
         keepalive_ms = int(self.settings.event_keepalive_s * 1000)
+        if live is not None:
+            keepalive_ms = min(keepalive_ms, int(SESSION_CHECK_S * 1000))
+        checked = time.monotonic()
         yield ": connected\n\n"
         while not self.stopping.is_set():
+            if live is not None and time.monotonic() - checked >= SESSION_CHECK_S:
+                checked = time.monotonic()
+                try:
+                    if not await live():
+                        return
+                except RedisError:
+                    return
             try:
                 entries = await self.read(key, after, keepalive_ms)
             except RedisError as exc:

@@ -26,7 +26,7 @@ from kk.queues.schemas import (
 from kk.queues.service import Added, QueueService
 from kk.queues.workers_view import WorkerListResponse, read_workers
 from kk.schemas import Envelope
-from kk.security.access import client_ip, require_admin, require_read
+from kk.security.access import client_ip, require_admin, require_read, still_signed_in
 
 router = APIRouter(prefix="/api/queues", tags=["queues"])
 
@@ -146,8 +146,9 @@ async def stream_queue_events(
     key = service.key(queueName, "events")
     if after is None:  # "new events": fixed now, so nothing after the answer is missed
         after = await events.last_id(service.redis, key)
+    live = await still_signed_in(request)  # a dashboard session's stream ends at logout
     release = events.acquire(client_ip(request))
-    return EventStreamResponse(events.stream(key, after), release)
+    return EventStreamResponse(events.stream(key, after, live), release)
 
 
 def add_result(added: Added, message: str) -> AddJobResult:

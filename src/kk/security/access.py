@@ -18,7 +18,7 @@ from __future__ import annotations
 import hmac
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -91,6 +91,24 @@ async def identify(request: Request) -> Identity | None:
         if session is not None and not await revoked(request.app, session):
             return Identity(Role(session.role), session=session)
     return None
+
+
+async def still_signed_in(request: Request) -> Callable[[], Awaitable[bool]] | None:
+    """For a long answer (an event stream) opened with a dashboard session: a check that
+    the session is still live, neither signed out nor expired. None for a header key,
+    whose access ends only when the configuration changes."""
+    if presented_key(request) is not None or not request.app.state.settings.auth_enabled:
+        return None
+    token = request.cookies.get(COOKIE)
+    session = keyring(request.app).parse(token) if token else None
+    if session is None:
+        return None
+    app = request.app
+
+    async def live() -> bool:
+        return time.time() < session.expires and not await revoked(app, session)
+
+    return live
 
 
 def _listed_origin(request: Request) -> bool:
