@@ -201,3 +201,15 @@ def test_open_streams_are_limited_per_client_and_end_on_shutdown(tmp_path, serve
         assert answers[0].json()["data"]["finished"] is False
         opened[1].__exit__(None, None, None)
         streams[1].close()
+
+
+def test_a_completed_event_carries_the_result_as_json_not_a_string_of_it(server, client):
+    sse = httpx.Client(base_url=server.url, timeout=20)
+    with sse.stream("GET", "/api/queues/t-basic/events") as response:
+        job_id = add_job(client, "t-basic", {"value": 21})
+        events = _sse(response)
+        completed = next(
+            e for e in events if e["event"] == "completed" and e["data"]["jobId"] == job_id
+        )
+    sse.close()
+    assert completed["data"]["returnvalue"] == {"doubled": 42}

@@ -33,6 +33,7 @@ from kk.config import Settings
 from kk.config.redis import redis_mode_of
 from kk.errors import AppError, ErrorCode
 from kk.infra.redis_client import connect
+from kk.json_text import too_deep
 from kk.queues.service import QueueService
 
 log = logging.getLogger("kk.queues.events")
@@ -74,7 +75,23 @@ def parse_stream_id(value: str | None) -> str | None:
 def sse_message(entry_id: str, fields: dict[str, str]) -> str:
     # json.dumps never emits a raw newline, so `data:` stays one line.
     event = re.sub(r"[\r\n]", "", fields.get("event", "message")) or "message"
-    return f"id: {entry_id}\nevent: {event}\ndata: {json.dumps(fields)}\n\n"
+    return f"id: {entry_id}\nevent: {event}\ndata: {json.dumps(_decoded(fields))}\n\n"
+
+
+def _decoded(fields: dict[str, str]) -> dict[str, Any]:
+    """The entry's fields, with BullMQ's JSON-encoded `returnvalue` as the value itself, so
+    a client parses `data` once (not a JSON string inside JSON). A value that is not JSON,
+    or is nested too deep to send back, stays the string it is."""
+    raw = fields.get("returnvalue")
+    if raw is None:
+        return fields
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        return fields
+    if too_deep(value):
+        return fields
+    return {**fields, "returnvalue": value}
 
 
 def _entries(reply: Any) -> list[Entry]:
