@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.support.add_load import AddLoad, runs_of
+from tests.support.add_load import AddLoad, held, runs_of, unfinished
 from tests.support.redis_topologies import cli_binary, redis_cluster, server_binary
 from tests.support.server import start_server, start_worker, wait_for
 
@@ -76,15 +76,6 @@ def _reshard(ports: list[int], slot: int) -> None:
     wait_for(lambda: _slot_owner(ports, slot) == target, timeout=20, what="the new owner")
 
 
-def _completed(port: int) -> set[int]:
-    node = _node(port)
-    ids = node.zrange(f"{PREFIX}:{QUEUE}:completed", 0, -1)
-    pipe = node.pipeline(transaction=False)
-    for job_id in ids:
-        pipe.hget(f"{PREFIX}:{QUEUE}:{job_id}", "data")
-    return {json.loads(data)["n"] for data in pipe.execute() if data}
-
-
 def _under_load(tmp_path: Path, event: Callable[[list[int], int], None]) -> None:
     runs = tmp_path / "runs.txt"
     with redis_cluster(tmp_path / "cluster", masters=3, replicas=1) as ports:
@@ -109,18 +100,13 @@ def _under_load(tmp_path: Path, event: Callable[[list[int], int], None]) -> None
             during = before - started
             wait_for(lambda: len(load.acked) > before + 500, timeout=60, what="adds after")
         with start_worker(tmp_path / "drain", env, ["--concurrency", str(CONCURRENCY)]):
-            owner = _slot_owner(ports, slot)
-            node = _node(owner)
-            wait_for(
-                lambda: (
-                    node.llen(f"{PREFIX}:{QUEUE}:wait") + node.llen(f"{PREFIX}:{QUEUE}:active") == 0
-                ),
-                timeout=30,
-                what="the queue to drain",
-            )
-            completed = _completed(owner)
+            node = _node(_slot_owner(ports, slot))
+            wait_for(lambda: unfinished(node, PREFIX, QUEUE) == 0, timeout=60, what="drained")
+            states = held(node, PREFIX, QUEUE)
+            print({state: len(ns) for state, ns in states.items() if ns and state != "completed"})
+            kept = set().union(*states.values())
         ran = runs_of(runs)
-        missing = set(load.acked) - completed
+        missing = set(load.acked) - kept
         twice = {n: c for n, c in Counter(n for n, _ in ran).items() if c > 1}
         print(
             f"acknowledged {len(load.acked)} ({during} while the slot moved), "

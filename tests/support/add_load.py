@@ -3,11 +3,13 @@ that `tests.support.processors:recorded` keeps outside Redis."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
 
 import httpx
+import redis
 
 
 class AddLoad:
@@ -59,3 +61,37 @@ def runs_of(path: Path) -> list[tuple[int, float]]:
         return []
     rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
     return [(int(n), float(t)) for n, t in rows]
+
+
+_LISTS = ("wait", "active", "paused")
+_SETS = ("delayed", "prioritized", "completed", "failed", "waiting-children")
+
+
+def unfinished(node: redis.Redis, prefix: str, queue: str) -> int:
+    """Jobs still to run: waiting, active, delayed (a retry's backoff) or prioritized."""
+    base = f"{prefix}:{queue}"
+    return (
+        node.llen(f"{base}:wait")
+        + node.llen(f"{base}:active")
+        + node.zcard(f"{base}:delayed")
+        + node.zcard(f"{base}:prioritized")
+    )
+
+
+def held(node: redis.Redis, prefix: str, queue: str) -> dict[str, set[int]]:
+    """The `n` of every job the queue holds, by state: what an acknowledged add became."""
+    base = f"{prefix}:{queue}"
+    found: dict[str, set[int]] = {}
+    for state in (*_LISTS, *_SETS):
+        kind = node.type(f"{base}:{state}")
+        if kind == "list":
+            ids = node.lrange(f"{base}:{state}", 0, -1)
+        elif kind == "zset":
+            ids = node.zrange(f"{base}:{state}", 0, -1)
+        else:
+            continue
+        pipe = node.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hget(f"{base}:{job_id}", "data")
+        found[state] = {json.loads(data)["n"] for data in pipe.execute() if data}
+    return found
