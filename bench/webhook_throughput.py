@@ -11,6 +11,8 @@ written to a temporary storage root. Per kind and concurrency, each run starts:
 - `bare`: a process running a plain loop at the same concurrency, no Redis: a shared
   `httpx.AsyncClient` POSTing the same signed body, `aiosmtplib.send` of the same message,
   Pillow thumbnailing the same file. Warm-up first, then the timed batch.
+- `aiohttp` (webhooks only): the same loop on a shared `aiohttp.ClientSession`, the library
+  kk's deliveries run on.
 It prints the median of the runs: jobs/s, the CPU of the engine's process, of the peer
 (receiver / SMTP server) and of Redis over the timed window (% of one core), and Redis
 commands per job (INFO commandstats, those inside Lua scripts included).
@@ -50,6 +52,9 @@ QUEUES = {"webhook": "webhook", "email": "email", "image": "image-processing"}
 PAYLOAD = {"orderId": 42, "total": 19.9, "items": [{"sku": "A-1", "qty": 2}]}
 MAIL = {"to": "ada@example.com", "subject": "Welcome", "template": "welcome",
         "data": {"username": "Ada", "activationLink": "https://example.com/a?t=1"}}  # fmt: skip
+# What a plain loop sends: the body's signature and ids are made up, the sizes are kk's.
+BARE_HEADERS = {"Content-Type": "application/json", "X-KK-Event": "order.created",
+                "X-KK-Signature": "sha256=" + "0" * 64, "Idempotency-Key": "webhook-1"}  # fmt: skip
 SOURCE = "in.jpg"
 IMAGE = {"source": SOURCE, "operation": "thumbnail", "width": 160, "height": 160,
          "format": "webp"}  # fmt: skip
@@ -175,22 +180,33 @@ async def run_kk(args: argparse.Namespace, peers: Peers, reader: asyncio.StreamR
         await pool.close()
 
 
-async def bare_job(kind: str, peers: Peers) -> Any:
-    """One job's outbound work done the plain way, reusing what a plain loop would reuse."""
+async def bare_job(kind: str, peers: Peers, engine: str = "bare") -> Any:
+    """One job's outbound work done the plain way, reusing what a plain loop would reuse.
+    For webhooks, `bare` is a shared httpx client, `aiohttp` a shared aiohttp session (the
+    library kk's deliveries run on)."""
     import aiosmtplib
     import httpx
     from PIL import Image
 
+    if kind == "webhook" and engine == "aiohttp":
+        import aiohttp
+
+        session = aiohttp.ClientSession(trust_env=False)
+        url = f"http://127.0.0.1:{peers.http_port}/hook"
+        body = json.dumps(PAYLOAD, separators=(",", ":"), sort_keys=True).encode()
+        headers = BARE_HEADERS
+
+        async def post_aiohttp() -> None:
+            async with session.post(url, data=body, headers=headers) as response:
+                await response.read()
+                response.raise_for_status()
+
+        return post_aiohttp
     if kind == "webhook":
         client = httpx.AsyncClient(trust_env=False)
         url = f"http://127.0.0.1:{peers.http_port}/hook"
         body = json.dumps(PAYLOAD, separators=(",", ":"), sort_keys=True).encode()
-        headers = {
-            "Content-Type": "application/json",
-            "X-KK-Event": "order.created",
-            "X-KK-Signature": "sha256=" + "0" * 64,
-            "Idempotency-Key": "webhook-1",
-        }
+        headers = BARE_HEADERS
 
         async def post() -> None:
             response = await client.post(url, content=body, headers=headers)
@@ -224,7 +240,7 @@ async def bare_job(kind: str, peers: Peers) -> Any:
 
 async def run_bare(args: argparse.Namespace, peers: Peers, reader: asyncio.StreamReader) -> None:
     (Path(peers.storage) / "bare").mkdir(exist_ok=True)
-    one = await bare_job(args.kind, peers)
+    one = await bare_job(args.kind, peers, args.one)
 
     async def batch(count: int) -> None:
         left = iter(range(count))
@@ -340,10 +356,11 @@ def print_rows(kind: str, conc: int, results: dict[str, list[Run]]) -> None:
         each = " ".join(f"{r.jobs_per_s:,.0f}" for r in runs)
         redis = f"{s.redis_cpu_pct:>6.0f} {s.commands_per_job:>9.1f}" if engine == "kk" else (
             f"{'-':>6} {'-':>9}")  # fmt: skip
-        print(f"{kind:<8} {conc:>4} {engine:<5} {s.jobs_per_s:>8,.0f} {s.engine_cpu_pct:>7.0f} "
+        print(f"{kind:<8} {conc:>4} {engine:<7} {s.jobs_per_s:>8,.0f} {s.engine_cpu_pct:>7.0f} "
               f"{s.peer_cpu_pct:>6.0f} {redis}   {each}")  # fmt: skip
-    kk, bare = (summary(results[e]).jobs_per_s for e in ("kk", "bare"))
-    print(f"{kind:<8} {conc:>4} kk/bare {kk / bare:.2f}", flush=True)
+    kk = summary(results["kk"]).jobs_per_s
+    ratios = [f"kk/{e} {kk / summary(results[e]).jobs_per_s:.2f}" for e in results if e != "kk"]
+    print(f"{kind:<8} {conc:>4} {', '.join(ratios)}", flush=True)
 
 
 def main() -> None:
@@ -354,7 +371,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, help="timed jobs per run (default: by kind)")
     parser.add_argument("--warmup", type=int, help="untimed jobs first (default: by kind)")
     parser.add_argument("--kk-src", help="a directory holding the `kk` package to measure")
-    parser.add_argument("--one", choices=["kk", "bare"], help=argparse.SUPPRESS)
+    parser.add_argument("--one", choices=["kk", "bare", "aiohttp"], help=argparse.SUPPRESS)
     parser.add_argument("--serve", choices=["http", "smtp"], help=argparse.SUPPRESS)
     parser.add_argument("--kind", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -390,7 +407,8 @@ def main() -> None:
                 jobs, warmup = args.jobs or DEFAULTS[kind][0], args.warmup or DEFAULTS[kind][1]
                 peer_pid = smtp.pid if kind == "email" else http.pid
                 for conc in args.concurrency:
-                    results: dict[str, list[Run]] = {"kk": [], "bare": []}
+                    engines = ["kk", "bare", "aiohttp"] if kind == "webhook" else ["kk", "bare"]
+                    results: dict[str, list[Run]] = {engine: [] for engine in engines}
                     for _ in range(args.runs):
                         for engine in results:
                             results[engine].append(run_engine(

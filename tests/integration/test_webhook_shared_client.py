@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 from bullmq import Queue
 
 from kk.config import QueueConfig, Settings
@@ -50,18 +50,18 @@ def test_deliveries_through_the_api_reuse_the_workers_connections(server_env, tm
 
 async def test_the_worker_pool_builds_one_client_and_closes_it(redis_url, tmp_path, monkeypatch):
     built = {"ssl": 0, "client": 0}
-    real_ssl, real_init = ssl.create_default_context, httpx.AsyncClient.__init__
+    real_ssl, real_init = ssl.create_default_context, aiohttp.ClientSession.__init__
 
     def counting_ssl(*args: Any, **kwargs: Any) -> ssl.SSLContext:
         built["ssl"] += 1
         return real_ssl(*args, **kwargs)
 
-    def counting_init(self: httpx.AsyncClient, *args: Any, **kwargs: Any) -> None:
+    def counting_init(self: aiohttp.ClientSession, *args: Any, **kwargs: Any) -> None:
         built["client"] += 1
         real_init(self, *args, **kwargs)
 
     monkeypatch.setattr(ssl, "create_default_context", counting_ssl)
-    monkeypatch.setattr(httpx.AsyncClient, "__init__", counting_init)
+    monkeypatch.setattr(aiohttp.ClientSession, "__init__", counting_init)
     prefix = f"kkw-{uuid.uuid4().hex[:8]}"
     settings = Settings(
         data_dir=Path(tmp_path), redis_url=redis_url, queue_prefix=prefix,

@@ -8,11 +8,10 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-import httpcore
-import httpx
+import aiohappyeyeballs
 import pytest
 
-from kk.processors.net_guard import fetch_bytes
+from kk.processors.net_guard import FetchError, fetch_bytes
 from tests.unit.helpers_http import local_server
 
 PUBLIC = "93.184.215.14"  # globally routable; never actually reached in these tests
@@ -58,23 +57,24 @@ async def test_a_second_answer_for_an_allowed_name_is_not_used(monkeypatch) -> N
 
 async def test_a_public_answer_then_loopback_never_reaches_loopback(monkeypatch) -> None:
     connected: list[str] = []
-    real_connect = httpcore.AnyIOBackend.connect_tcp
+    real_start = aiohappyeyeballs.start_connection
 
-    async def spy(self: Any, host: str, port: int, *args: Any, **kwargs: Any) -> Any:
-        connected.append(host)
-        if host == PUBLIC:  # no real network in tests: the public host "is down"
-            raise httpcore.ConnectError("unreachable in tests")
-        return await real_connect(self, host, port, *args, **kwargs)
+    async def spy(addr_infos: Any, *args: Any, **kwargs: Any) -> Any:
+        hosts = [info[4][0] for info in addr_infos]
+        connected.extend(hosts)
+        if PUBLIC in hosts:  # no real network in tests: the public host "is down"
+            raise OSError("unreachable in tests")
+        return await real_start(addr_infos, *args, **kwargs)
 
-    monkeypatch.setattr(httpcore.AnyIOBackend, "connect_tcp", spy)
+    monkeypatch.setattr(aiohappyeyeballs, "start_connection", spy)
     with local_server() as srv:
         port = int(srv.url.rsplit(":", 1)[1])
         given = _rebinding_resolver(monkeypatch, "rebind.test", [PUBLIC, "127.0.0.1"])
-        with pytest.raises(httpx.ConnectError) as caught:
+        with pytest.raises(FetchError) as caught:
             await fetch_bytes(
                 f"http://rebind.test:{port}/internal", allow=[], timeout_s=5, max_bytes=1024
             )
         assert srv.requests == [], "the loopback server was never reached"
-    assert "unreachable" in str(caught.value)
+    assert "rebind.test" in str(caught.value)
     assert connected == [PUBLIC], "the connection went to the checked address only"
     assert given == [PUBLIC]

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import httpx
+import aiohttp
 import pytest
 from bullmq.custom_errors.unrecoverable_error import UnrecoverableError
 
@@ -100,18 +100,18 @@ async def test_deliveries_build_one_client_and_no_ssl_context_each(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     built = {"ssl": 0, "client": 0}
-    real_ssl, real_init = ssl.create_default_context, httpx.AsyncClient.__init__
+    real_ssl, real_init = ssl.create_default_context, aiohttp.ClientSession.__init__
 
     def counting_ssl(*args: Any, **kwargs: Any) -> ssl.SSLContext:
         built["ssl"] += 1
         return real_ssl(*args, **kwargs)
 
-    def counting_init(self: httpx.AsyncClient, *args: Any, **kwargs: Any) -> None:
+    def counting_init(self: aiohttp.ClientSession, *args: Any, **kwargs: Any) -> None:
         built["client"] += 1
         real_init(self, *args, **kwargs)
 
     monkeypatch.setattr(ssl, "create_default_context", counting_ssl)
-    monkeypatch.setattr(httpx.AsyncClient, "__init__", counting_init)
+    monkeypatch.setattr(aiohttp.ClientSession, "__init__", counting_init)
     ctx = _context(tmp_path, ["127.0.0.1"])
     with local_server() as srv:
         for _ in range(10):

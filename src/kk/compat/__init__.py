@@ -6,9 +6,9 @@ changes that reach inside those libraries: a worker that chains jobs as Node's B
 (`chaining_worker`), finishing each job with one script call written straight to a
 connection (`direct_script`) and building the next job without `Job.__init__`
 (`lean_job`); adds batched into one pipeline of BullMQ's own scripts (`add_batcher`); and
-leaner connection pools that pack commands with hiredis (`redis_pool`). Outbound HTTP
-connects to the address that was checked (`pinned_http`). Nothing outside this package
-touches a private name of `bullmq`, redis-py or httpx.
+leaner connection pools that pack commands with hiredis (`redis_pool`). Request heads
+are bounded inside uvicorn's HTTP protocol (`bounded_http`). Nothing outside this package
+touches a private name of `bullmq`, redis-py or uvicorn.
 
 An upgrade of one of them can change those internals, so `check_versions` runs at start-up:
 with other versions than `WRITTEN_FOR`, the tuned mode refuses to start and says how to run
@@ -26,9 +26,9 @@ log = logging.getLogger("kk.compat")
 # The exact versions whose internals this package was written against (pyproject pins them).
 # The tuned mode needs these; stock mode runs on any version of them.
 TUNED_ONLY = {"bullmq": "3.4.4", "redis": "8.1.0"}
-# Outbound HTTP's address pinning (an SSRF defence, never switched off) needs these.
-# So does the bound on request heads (`bounded_http`: uvicorn's httptools protocol).
-ALWAYS = {"httpx": "0.28.1", "httpcore": "1.0.9", "uvicorn": "0.54.0"}
+# The bound on request heads (`bounded_http`: uvicorn's httptools protocol, never
+# switched off) needs this.
+ALWAYS = {"uvicorn": "0.54.0"}
 # Following a Sentinel master on reconnect (`redis_pool.MasterFollowingConnection`) needs this.
 SENTINEL = {"redis": "8.1.0"}
 WRITTEN_FOR = {**TUNED_ONLY, **ALWAYS}
@@ -60,8 +60,7 @@ def check_versions(tuned: bool) -> None:
     pinning = mismatches(ALWAYS)
     if pinning:
         raise UnknownLibraryVersions(
-            "Outbound HTTP's address pinning and the bound on request heads use internals "
-            f"of: {', '.join(pinning)}."
+            f"The bound on request heads uses internals of: {', '.join(pinning)}."
             " Install the versions in requirements.lock"
         )
     found = mismatches(TUNED_ONLY)

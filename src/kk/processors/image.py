@@ -15,7 +15,6 @@ import io
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
 from bullmq.custom_errors.unrecoverable_error import UnrecoverableError
 from PIL import Image, ImageOps, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -117,8 +116,9 @@ async def _read_url(url: str, ctx: JobContext) -> bytes:
         raise UnrecoverableError(f"refused: {exc}") from None
     except (ResponseTooLargeError, TooManyRedirectsError) as exc:
         raise UnrecoverableError(str(exc)) from None
-    except (httpx.HTTPError, OSError, TimeoutError) as exc:
-        raise RuntimeError(f"fetching the source failed: {exc!r}") from exc
+    except (OSError, TimeoutError) as exc:  # FetchError is an OSError
+        why = str(exc) or ("no answer in time" if isinstance(exc, TimeoutError) else repr(exc))
+        raise RuntimeError(f"fetching the source failed: {why}") from exc
     if result.status >= 500 or result.status in (408, 425, 429):
         raise RuntimeError(f"source server answered {result.status}")
     if result.status != 200:

@@ -3,33 +3,38 @@
 A URL is refused unless its scheme is http(s) and every address its host resolves to is
 publicly routable, or the host/address is in the operator's allow-list (`ssrf_allow`).
 
-The check is made per connection, where the connection is made: the transport's network
-backend resolves the host once, checks every address and connects to a checked one, never
-to a second, unchecked answer. A DNS server that answers a public address to the check and
-an internal one later (DNS rebinding) gets nowhere. TLS still verifies the certificate for
-the URL's name (SNI), and the Host header is the URL's.
+The check is made per connection, where the connection is made: the HTTP client's resolver
+resolves the host once, checks every address and hands only checked ones to the connector,
+which connects to them, never to a second, unchecked answer. A DNS server that answers a
+public address to the check and an internal one later (DNS rebinding) gets nowhere. An IP
+literal, which the client connects to without resolving, is checked before each request.
+TLS still verifies the certificate for the URL's name (SNI), and the Host header is the
+URL's.
 
-One `GuardedHttp` (client, pool, SSL context) serves every job of a worker process: a
-kept-alive connection is reused only for the origin (scheme, host, port) it was opened and
-checked for (httpcore's pool matches on it), and a new connection is checked again, so a
-changed DNS answer is seen by the next connection. Every redirect hop goes through the same
-checks, so a public server cannot bounce a worker to an internal address; a hop to another
-origin carries only the headers in `SAFE_CROSS_ORIGIN_HEADERS`, as browsers and curl drop
-credentials there.
+One `GuardedHttp` (aiohttp session, connector, SSL context) serves every job of a worker
+process: a kept-alive connection is reused only for the (host, port, TLS) it was opened and
+checked for (the connector's pool key), the DNS answer is never cached, so a new connection
+is checked again, and no cookie is kept between requests. Every redirect hop goes through
+the same checks, so a public server cannot bounce a worker to an internal address; a hop to
+another origin carries only the headers in `SAFE_CROSS_ORIGIN_HEADERS`, as browsers and
+curl drop credentials there. aiohttp, not httpx: a delivery costs about a fifth of the CPU
+(its parser is C), which is what sets a worker's deliveries per second.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
+import re
 import socket
+import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-import httpcore
-import httpx
-
-from kk.compat.pinned_http import PinnedTransport
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -61,10 +66,15 @@ class TooManyRedirectsError(ValueError):
     pass
 
 
+class FetchError(OSError):
+    """The request failed on the way (connection refused or reset, a broken answer): worth
+    retrying, unlike the errors above."""
+
+
 @dataclass(frozen=True)
 class FetchResult:
     status: int
-    headers: httpx.Headers
+    headers: Mapping[str, str]
     body: bytes
     final_url: str
 
@@ -143,18 +153,24 @@ def checked_addresses(host: str, port: int, allow: list[str]) -> list[str]:
     return addresses
 
 
-def _target(url: str) -> tuple[str, int]:
-    """(host as the connection layer sees it, port) of a URL, or BlockedURLError."""
+def _parsed(url: str) -> URL:
+    """The URL as the client will use it, or BlockedURLError."""
     try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError) as exc:
+        parsed = URL(url)
+    except (ValueError, TypeError) as exc:
         raise BlockedURLError(f"invalid URL: {exc}") from None
     if parsed.scheme not in ("http", "https"):
         raise BlockedURLError(f"scheme '{parsed.scheme}' is not allowed (only http, https)")
-    if not parsed.host.rstrip("."):
+    if not parsed.raw_host or not parsed.raw_host.rstrip("."):
         raise BlockedURLError("URL has no host")
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    return parsed.raw_host.decode("ascii"), port
+    return parsed
+
+
+def _target(url: str) -> tuple[str, int]:
+    """(host as the connection layer sees it, port) of a URL, or BlockedURLError."""
+    parsed = _parsed(url)
+    assert parsed.raw_host is not None and parsed.port is not None  # http(s): both set
+    return parsed.raw_host.strip("[]"), parsed.port
 
 
 def check_url(url: str, allow: list[str]) -> list[str]:
@@ -164,44 +180,71 @@ def check_url(url: str, allow: list[str]) -> list[str]:
     return checked_addresses(host, port, allow)
 
 
-class _PinnedBackend(httpcore.AsyncNetworkBackend):
-    """Every new connection: resolve once, check every address, connect to a checked one.
-    Nothing is remembered between connections, so a later DNS answer is checked again."""
+def _ip_literal(host: str) -> IPAddress | None:
+    """The address an IP-literal host names, in any form a resolver would take
+    (`2130706433`, `0x7f.1`, `0177.0.0.1` are 127.0.0.1), or None for a name."""
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        pass
+    if not re.fullmatch(r"[0-9a-fA-Fx.]+", host) or not host[0].isdigit():
+        return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError:
+        return None
+
+
+def _literal_refusal(host: str, allow: list[str]) -> str | None:
+    """Why an IP-literal host may not be reached, or None (also for a name)."""
+    ip = _ip_literal(host)
+    if ip is None:
+        return None
+    _, networks = _parse_allow(allow)
+    reason = blocked_reason(ip)
+    if reason and not any(ip in net for net in networks if net.version == ip.version):
+        return f"host '{host}' resolves to {reason}; allow it with KK_SSRF_ALLOW if intended"
+    return None
+
+
+class _CheckingResolver(AbstractResolver):
+    """The client's resolver: every new connection's host, resolved once and checked; only
+    checked addresses reach the connector. Nothing is cached (the connector is told not
+    to), so a later DNS answer is checked again."""
 
     def __init__(self, allow: list[str]) -> None:
         self.allow = allow
-        self._inner = httpcore.AnyIOBackend()
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's signature)
-        local_address: str | None = None,
-        socket_options: Any = None,
-    ) -> httpcore.AsyncNetworkStream:
-        # BlockedURLError is no httpcore error: httpx lets it through to the caller as is.
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        # BlockedURLError is no OSError: the connector lets it through to the caller as is.
         addresses = await asyncio.to_thread(checked_addresses, host, port, self.allow)
-        error: Exception = httpcore.ConnectError(f"no address for {host}")
-        for address in addresses:
-            try:
-                return await self._inner.connect_tcp(
-                    address.split("%", 1)[0], port, timeout, local_address, socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                error = exc
-        raise error
+        return [
+            ResolveResult(
+                hostname=host,
+                host=address.split("%", 1)[0],
+                port=port,
+                family=socket.AF_INET6 if ":" in address else socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+            for address in addresses
+        ]
 
-    async def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
-        raise httpcore.ConnectError("unix sockets are not allowed")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
+    async def close(self) -> None:
+        pass
 
 
-def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
-    default = 443 if url.scheme == "https" else 80
-    return url.scheme, url.host.rstrip(".").lower(), url.port or default
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One per process: loading the CA bundle costs ~14 ms of CPU, far more than a request.
+    An SSLContext may be shared by any number of connections and event loops."""
+    return ssl.create_default_context()
+
+
+def _origin(url: URL) -> tuple[str, str, int | None]:
+    return url.scheme, (url.raw_host or "").rstrip(".").lower(), url.port
 
 
 def _same_origin_only(headers: dict[str, str] | None) -> dict[str, str] | None:
@@ -223,29 +266,26 @@ def _next_request(
     return None
 
 
-async def _read_limited(response: httpx.Response, max_bytes: int) -> bytes:
+async def _read_limited(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise ResponseTooLargeError(
-            f"response of {declared} bytes exceeds the {max_bytes}-byte limit", response.status_code
+            f"response of {declared} bytes exceeds the {max_bytes}-byte limit", response.status
         )
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
+    async for chunk in response.content.iter_chunked(64 * 1024):
         size += len(chunk)
         if size > max_bytes:
             raise ResponseTooLargeError(
-                f"response exceeds the {max_bytes}-byte limit", response.status_code
+                f"response exceeds the {max_bytes}-byte limit", response.status
             )
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-# No pool-wide cap (the jobs' concurrency bounds the connections, and a wait for a pool slot
-# would eat a delivery's deadline); enough idle ones kept for a concurrency-200 queue.
-POOL_LIMITS = httpx.Limits(
-    max_connections=None, max_keepalive_connections=200, keepalive_expiry=5.0
-)
+# How long an idle kept-alive connection is kept (receivers often close theirs after 5 s).
+KEEPALIVE_S = 4.0
 
 
 class GuardedHttp:
@@ -254,19 +294,29 @@ class GuardedHttp:
 
     def __init__(self, allow: list[str]) -> None:
         self.allow = allow
-        # trust_env=False: proxy variables must not route requests around the checks.
-        self._client = httpx.AsyncClient(
-            follow_redirects=False,
-            trust_env=False,
-            transport=PinnedTransport(_PinnedBackend(allow), POOL_LIMITS),
+        connector = aiohttp.TCPConnector(
+            resolver=_CheckingResolver(allow),
+            use_dns_cache=False,  # every new connection resolves, and is checked, again
+            ssl=_ssl_context(),
+            # No pool-wide cap: the jobs' concurrency bounds the connections, and a wait
+            # for a pool slot would eat a delivery's deadline.
+            limit=0,
+            keepalive_timeout=KEEPALIVE_S,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),  # one job's cookies are not the next one's
+            trust_env=False,  # proxy variables must not route requests around the checks
+            auto_decompress=False,  # the byte limit counts what arrives, not an inflated body
+            timeout=aiohttp.ClientTimeout(total=None),
         )
 
     @property
     def closed(self) -> bool:
-        return self._client.is_closed
+        return self._session.closed
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._session.close()
 
     async def __aenter__(self) -> GuardedHttp:
         return self
@@ -287,30 +337,40 @@ class GuardedHttp:
     ) -> FetchResult:
         """One request with SSRF checks on every connection (each redirect hop's too), a
         body limit and an overall deadline (TimeoutError past it). A 301/302/303 answer to
-        a non-GET request is returned as is, not followed."""
+        a non-GET request is returned as is, not followed. FetchError for a request that
+        failed on the way."""
         method = method.upper()
-        _target(url)  # a malformed URL is refused before anything else
-        first_origin = _origin(httpx.URL(url))
-        current = url
+        current = _parsed(url)  # a malformed URL is refused before anything else
+        first_origin = _origin(current)
         async with asyncio.timeout(timeout_s):
             for _hop in range(max_redirects + 1):
-                _target(current)  # scheme and host of each hop; the address at connect
-                async with self._client.stream(
-                    method, current, content=content, headers=headers, timeout=timeout_s
-                ) as response:
-                    location = response.headers.get("location")
-                    follow = (
-                        _next_request(response.status_code, method, content)
-                        if response.status_code in _REDIRECTS and location
-                        else None
-                    )
-                    if follow is None:
-                        body = await _read_limited(response, max_bytes)
-                        return FetchResult(response.status_code, response.headers, body, current)
-                    method, content = follow
-                    current = str(response.url.join(location))
-                    if _origin(httpx.URL(current)) != first_origin:
-                        headers = _same_origin_only(headers)
+                current = _parsed(str(current))  # scheme and host of each hop
+                refusal = _literal_refusal((current.raw_host or "").strip("[]"), self.allow)
+                if refusal:  # an IP literal is connected to without resolving: check it here
+                    raise BlockedURLError(refusal)
+                try:
+                    async with self._session.request(
+                        method, current, data=content, headers=headers, allow_redirects=False
+                    ) as response:
+                        location = response.headers.get("location")
+                        follow = (
+                            _next_request(response.status, method, content)
+                            if response.status in _REDIRECTS and location
+                            else None
+                        )
+                        if follow is None:
+                            body = await _read_limited(response, max_bytes)
+                            return FetchResult(
+                                response.status, response.headers, body, str(current)
+                            )
+                        method, content = follow
+                        current = current.join(URL(location or ""))
+                except aiohttp.InvalidURL as exc:  # e.g. a non-canonical IPv4 form, allowed
+                    raise BlockedURLError(f"invalid URL: {exc}") from None
+                except aiohttp.ClientError as exc:
+                    raise FetchError(f"{type(exc).__name__}: {exc}") from exc
+                if _origin(current) != first_origin:
+                    headers = _same_origin_only(headers)
         raise TooManyRedirectsError(f"more than {max_redirects} redirects from {url}")
 
 

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
 from bullmq.custom_errors.unrecoverable_error import UnrecoverableError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -241,8 +240,9 @@ async def _deliver(
     except ResponseTooLargeError as exc:
         # The receiver answered; only its (ignored) body was too long.
         return exc.status, data.url
-    except (httpx.HTTPError, OSError, TimeoutError) as exc:
-        raise WebhookDeliveryError(f"delivery failed: {exc!r}") from exc
+    except (OSError, TimeoutError) as exc:  # FetchError is an OSError
+        why = str(exc) or ("no answer in time" if isinstance(exc, TimeoutError) else repr(exc))
+        raise WebhookDeliveryError(f"delivery failed: {why}") from exc
     return result.status, result.final_url
 
 
