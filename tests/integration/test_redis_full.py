@@ -12,8 +12,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from kk.infra.embedded_redis import EmbeddedRedis
 from tests.integration.helpers import assert_error, wait_job
+from tests.support.full_redis import private_redis as own_redis
+from tests.support.full_redis import used_memory
 from tests.support.server import start_server, wait_for
 
 # The processor writes to Redis too, so a job taken while Redis is full fails: retries,
@@ -31,15 +32,8 @@ REFUSAL_LOG = re.compile(r"worker (\S+): Redis error \(out_of_memory\)")
 
 @pytest.fixture
 def private_redis(tmp_path) -> Iterator[tuple[str, redis.Redis]]:
-    server = EmbeddedRedis(tmp_path / "redis-data")
-    url = server.start()
-    # Admin credentials: the service's own user may not run CONFIG SET.
-    direct = redis.Redis.from_url(server.admin_url, decode_responses=True)
-    try:
-        yield url, direct
-    finally:
-        direct.close()
-        server.stop()
+    with own_redis(tmp_path / "redis-data") as pair:
+        yield pair
 
 
 def _env(url: str) -> dict[str, str]:
@@ -47,8 +41,7 @@ def _env(url: str) -> dict[str, str]:
     return {"KK_REDIS_URL": url, "KK_QUEUES": json.dumps(QUEUES), "KK_QUEUE_PREFIX": prefix}
 
 
-def _used(direct: redis.Redis) -> int:
-    return int(direct.info("memory")["used_memory"])
+_used = used_memory
 
 
 def _writes(direct: redis.Redis) -> bool:
