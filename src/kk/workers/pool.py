@@ -141,13 +141,19 @@ class WorkerPool:
         listeners = self.listeners
 
         async def run(job: Job, token: str) -> Any:
-            started = time.perf_counter()
             attempt = job.attemptsMade + 1
-            # Every record logged while this job runs carries these fields. No reset needed:
-            # bullmq runs each job in a task of its own, and the context ends with it.
-            job_fields_var.set(
+            # Every record logged while this job runs carries these fields. The tuned worker
+            # runs one job after another in the same task, so they end with the job.
+            fields = job_fields_var.set(
                 {"queue": queue, "job_id": job.id, "job_name": job.name, "attempt": attempt}
             )
+            try:
+                return await run_attempt(job, attempt)
+            finally:
+                job_fields_var.reset(fields)
+
+        async def run_attempt(job: Job, attempt: int) -> Any:
+            started = time.perf_counter()
             log.info(
                 "job start queue=%s id=%s name=%s attempt=%d", queue, job.id, job.name, attempt
             )
