@@ -19,3 +19,8 @@ def printable(text: str) -> str:
 def _escape(match: re.Match[str]) -> str:
     code = ord(match.group())
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def counted(count: int, noun: str) -> str:
+    """`1 job`, `2 jobs`: an English count with its noun."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

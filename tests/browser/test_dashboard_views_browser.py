@@ -242,3 +242,30 @@ def test_redis_and_the_workers_at_a_glance(page, api, srv, redis_client):
     row = page.locator('#workers-body tr[data-worker~="v-work"]').first
     assert row.is_visible()
     assert str(srv.proc.pid) in row.inner_text()
+
+
+@pytest.mark.parametrize(
+    ("locale", "one_failed", "cleaned"),
+    [("en-US", '1 failed job of "v-work" moved back to waiting.',
+      '2 failed jobs of "v-work" removed.'),
+     ("zh-CN", "已将“v-work”的 1 个失败任务重新放回等待。", "已删除“v-work”中 2 个已失败任务。")],
+)  # fmt: skip
+def test_retry_all_and_clean_say_how_many_in_both_languages(
+    browser, api, srv, locale, one_failed, cleaned
+):
+    api.post("/api/queues/v-work/clean", params={"status": "failed"})
+    wait_job(api, "v-work", "failed", add_job(api, "v-work", {"fail": True, "n": 0}))
+    with open_page(browser, locale=locale) as page:
+        open_list(page, srv, "v-work", "failed")
+        page.locator("#jobs-body tr[data-job]").first.wait_for(timeout=10_000)
+        page.click("#q-retry-all")
+        page.locator("#banner.ok").wait_for(timeout=10_000)
+        assert page.locator("#banner").inner_text().strip() == one_failed
+        wait_for(lambda: count(api, "v-work", "failed") == 1, timeout=10, what="failed again")
+        wait_job(api, "v-work", "failed", add_job(api, "v-work", {"fail": True, "n": 1}))
+        page.reload()
+        page.locator("#jobs-body tr[data-job]").first.wait_for(timeout=10_000)
+        page.click("#q-clean")
+        page.wait_for_function(
+            "(text) => document.querySelector('#banner').innerText.trim() === text", arg=cleaned
+        )

@@ -52,3 +52,9 @@ def test_openapi_names():
     assert readable_name("JobView") == "JobView"
     assert camel_case("add_jobs_bulk") == "addJobsBulk"
     assert camel_case("metrics") == "metrics"
+
+
+def test_an_english_count_agrees_with_its_noun():
+    from kk.text import counted
+
+    assert [counted(n, "job") for n in (0, 1, 2)] == ["0 jobs", "1 job", "2 jobs"]

@@ -13,6 +13,7 @@ from kk.queues import actions
 from kk.queues.router import CheckedQueue, JobId, Service
 from kk.schemas import Envelope
 from kk.security.access import require_admin, require_read
+from kk.text import counted
 
 router = APIRouter(prefix="/api/queues", tags=["queues"])
 
@@ -21,7 +22,7 @@ router = APIRouter(prefix="/api/queues", tags=["queues"])
 async def retry_failed(queueName: CheckedQueue, service: Service) -> RetriedCount:
     count = await actions.retry_failed(service, queueName)
     return RetriedCount(
-        message=f"{count} failed jobs of '{queueName}' moved back to waiting",
+        message=f"{counted(count, 'failed job')} of '{queueName}' moved back to waiting",
         data={"retried": count},
     )
 

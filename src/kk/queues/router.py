@@ -27,6 +27,7 @@ from kk.queues.service import Added, QueueService
 from kk.queues.workers_view import WorkerListResponse, read_workers
 from kk.schemas import Envelope
 from kk.security.access import client_ip, require_admin, require_read, still_signed_in
+from kk.text import counted
 
 router = APIRouter(prefix="/api/queues", tags=["queues"])
 
@@ -244,4 +245,6 @@ async def clean_queue(
     statuses = [status.value] if status else ["completed", "failed"]
     removed = await service.clean(queueName, statuses, grace, limit)
     total = sum(removed.values())
-    return CleanResult(message=f"Removed {total} jobs from queue '{queueName}'", data=removed)
+    return CleanResult(
+        message=f"Removed {counted(total, 'job')} from queue '{queueName}'", data=removed
+    )

@@ -63,6 +63,14 @@
     return text.replace(/\{(\w+)\}/g, (m, name) => (vars && name in vars ? String(vars[name]) : m));
   }
 
+  // English says "1 job" and "2 jobs"; Chinese has one form. Both keys are in both
+  // catalogues; the language's plural rule picks.
+  const pluralRules = {};
+  function tn(count, oneKey, otherKey, vars) {
+    const rules = (pluralRules[i18n.lang] ??= new Intl.PluralRules(i18n.lang));
+    return t(rules.select(count) === "one" ? oneKey : otherKey, { ...vars, count: fmtNum(count) });
+  }
+
   function pickLang() {
     const saved = localStorage.getItem(STORE.lang);
     if (LANGS.includes(saved)) return saved;
@@ -298,8 +306,8 @@
     if (!window.confirm(ask)) return false;
     let ok = false;
     try {
-      await api(path, method);
-      banner(done, "ok");
+      const answer = await api(path, method);
+      banner(typeof done === "function" ? done(answer) : done, "ok");
       ok = true;
     } catch (e) {
       banner(explain(e));
@@ -776,7 +784,8 @@
     pause.onclick = () => act(route, { ask: t(`confirm.${key}`, vars), path: `${q(route.queue)}/${verb}`, done: t(`done.${key}`, vars) });
     $("q-retry-all").disabled = !s.failed;
     $("q-retry-all").onclick = () => act(route, {
-      ask: t("confirm.retryAll", vars), path: `${q(route.queue)}/retry-failed`, done: t("done.retryAll", vars),
+      ask: t("confirm.retryAll", vars), path: `${q(route.queue)}/retry-failed`,
+      done: (answer) => tn(answer?.data?.retried ?? 0, "done.retryAll.one", "done.retryAll", vars),
     });
     $("q-clean").onclick = () => {
       const st = $("q-clean-state").value;
@@ -784,7 +793,11 @@
       const cvars = { ...vars, state: t(`state.${st}`), age: ageText(ms) };
       const ask = t(ms ? "confirm.cleanOlder" : "confirm.clean", cvars);
       act(route, {
-        ask, path: `${q(route.queue)}/clean?status=${encodeURIComponent(st)}&grace=${ms}`, done: t("done.clean", vars),
+        ask, path: `${q(route.queue)}/clean?status=${encodeURIComponent(st)}&grace=${ms}`,
+        done: (answer) => {
+          const removed = Object.values(answer?.data ?? {}).reduce((a, b) => a + b, 0);
+          return tn(removed, "done.clean.one", "done.clean", cvars);
+        },
       });
     };
     render($("state-tabs"), [route, counts], () => STATES.map((st) =>
@@ -808,7 +821,7 @@
         : [h("tr", {}, h("td", { colspan: cols.length + 1, class: "empty", text: none }))]);
     pick.shown = jobs.data.map((j) => j.id);
     pick.found = found;
-    $("jobs-total").textContent = t("jobs.total", { count: fmtNum(total) });
+    $("jobs-total").textContent = tn(total, "jobs.total.one", "jobs.total");
     $("match-clear").classList.toggle("hidden", !found);
     $("match-info").textContent = found ? t(found.complete ? "match.scannedAll" : "match.scanned", {
       matches: fmtNum(found.jobs.length), scanned: fmtNum(found.scanned), total: fmtNum(found.total),
