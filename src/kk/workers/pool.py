@@ -96,7 +96,8 @@ class WorkerPool:
                     "maxStalledCount": self.settings.max_stalled_count,
                     # Wait at most 1 s between empty polls of a drained or rate-limited queue.
                     "drainDelay": 1,
-                    # After a Redis error, try again in 2 s (bullmq's default is 15 s).
+                    # After a lost connection, try again in 2 s (bullmq's default is 15 s).
+                    # Other Redis errors (a full Redis) are paced by `self.backoff`.
                     "runRetryDelay": 2000,
                     # Becomes the connections' CLIENT SETNAME: host, pid and queue let
                     # `GET /api/queues/workers` group connections into processes.
