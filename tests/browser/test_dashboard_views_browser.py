@@ -269,3 +269,15 @@ def test_retry_all_and_clean_say_how_many_in_both_languages(
         page.wait_for_function(
             "(text) => document.querySelector('#banner').innerText.trim() === text", arg=cleaned
         )
+
+
+def test_a_paused_queue_alert_reads_as_words_not_numbers(page, api, srv):
+    assert api.post("/api/queues/v-idle/pause").status_code == 200
+    try:
+        page.goto(f"{srv.url}/dashboard")
+        alert = page.locator('#alerts li[data-queue="v-idle"][data-rule="paused"]')
+        alert.wait_for(timeout=10_000)
+        text = alert.inner_text()
+        assert "Queue is paused" in text and "threshold" not in text and ": 1" not in text
+    finally:
+        api.post("/api/queues/v-idle/resume")

@@ -543,7 +543,9 @@
         return h("li", { class: `alert ${a.level}`, data: { queue: a.queue, rule: a.rule } },
           badge(a.level, `level.${a.level}`),
           h("a", { href: href({ view: "queue", queue: a.queue }), text: a.queue }),
-          h("span", { text: t("alert.line", { message, value: fmtNum(a.value), threshold: fmtNum(a.threshold) }) }));
+          // A paused queue has no number to show: "Queue is paused", not "…: 1 (threshold 1)".
+          h("span", { text: a.rule === "paused" ? message
+            : t("alert.line", { message, value: fmtNum(a.value), threshold: fmtNum(a.threshold) }) }));
       });
       for (const [name, v] of unhealthy) {
         if (!(v.reasonCodes || []).includes("no_worker")) continue;
