@@ -23,6 +23,11 @@ QUEUES = {
         "alerts": {**OFF, "failure_ratio": 0.5, "failure_ratio_min_jobs": 4, "failed": 3},
     },
     "a-paused": {"processor": FAIL_FIRST, "attempts": 1, "alerts": {**OFF, "paused": True}},
+    # Paused with a backlog far past its thresholds: no worker, so the jobs stay waiting.
+    "a-held": {
+        "attempts": 1,
+        "alerts": {**OFF, "waiting": 2, "oldest_waiting_seconds": 1, "paused": True},
+    },
     "a-crafted": {
         "attempts": 1,
         "alerts": {
@@ -148,3 +153,18 @@ def test_window_sums_and_throughput_read_bullmq_metrics_the_same_way(
         [100, 100, 0, 0, 4, 3, 2],  # the minute did not roll over
         [100, 0, 0, 4, 3, 2, 0],
     )
+
+
+def test_a_paused_queue_with_a_backlog_is_a_warning_not_down(client):
+    assert client.post("/api/queues/a-held/pause").status_code == 200
+    for n in range(5):
+        add_job(client, "a-held", {"n": n})
+    time.sleep(1.5)  # older than the age threshold too
+    found = alerts_of(client, "a-held")
+    assert [(a["rule"], a["level"]) for a in found] == [("paused", "warning")]
+    assert health_of(client, "a-held")["healthy"] is True
+    # Resumed with the same backlog (and no worker): now it counts.
+    assert client.post("/api/queues/a-held/resume").status_code == 200
+    rules = {a["rule"]: a["level"] for a in alerts_of(client, "a-held")}
+    assert rules == {"waiting": "critical", "oldest_waiting": "critical"}
+    assert health_of(client, "a-held")["healthy"] is False

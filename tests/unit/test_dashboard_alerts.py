@@ -90,8 +90,8 @@ def test_paused_queue_is_a_warning_and_can_be_turned_off():
 
 def test_disabled_rules_never_fire_and_rules_combine():
     assert evaluate(signals(waiting=10**9, failed=10**9), rules()) == []
-    found = evaluate(signals(waiting=100, failed=30, paused=True), AlertRules())
-    assert levels(found) == [("waiting", "critical"), ("failed", "warning"), ("paused", "warning")]
+    found = evaluate(signals(waiting=10_000, failed=30), AlertRules())
+    assert levels(found) == [("waiting", "critical"), ("failed", "warning")]
     assert worst(found) == "critical"
     assert worst([]) is None
 
@@ -118,3 +118,14 @@ def test_series_of_a_queue_without_metrics_is_zero_and_bounded_by_the_list():
     meta = ["1", str(NOW), "0"]
     assert series_from(meta, [], NOW, 3) == [0, 0, 1]  # first job ever: this minute
     assert series_from(meta, ["9"] * 10, NOW, 2) == [9, 1]
+
+
+def test_a_paused_queue_backlog_is_no_alert_but_the_pause_is():
+    paused = signals(waiting=50_000, oldest_waiting_s=10_000.0, paused=True)
+    found = evaluate(paused, rules(waiting=100, oldest_waiting_seconds=60, paused=True))
+    assert levels(found) == [("paused", "warning")]
+    assert worst(found) == "warning"  # not "Down"
+
+
+def test_the_default_backlog_threshold_lets_a_bulk_send_through():
+    assert evaluate(signals(waiting=2_000), AlertRules()) == []

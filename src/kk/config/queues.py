@@ -17,7 +17,9 @@ class AlertRules(BaseModel):
     """Critical thresholds per queue; `None` disables a rule. `warning` fires at
     `warning_ratio` times the threshold, `critical` at or above it."""
 
-    waiting: int | None = 100
+    # A send of a few thousand emails is a normal backlog; a stuck queue shows in
+    # oldest_waiting_seconds first.
+    waiting: int | None = 10_000
     failed: int | None = 50
     failure_ratio: float | None = 0.5
     failure_ratio_min_jobs: int = 20

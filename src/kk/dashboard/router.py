@@ -115,7 +115,8 @@ async def queues_health(service: Service) -> Envelope[HealthData]:
         codes = [a.rule for a in critical]
         count = None if workers is None else workers.get(s.name, 0)
         waiting = s.waiting + s.prioritized
-        if count == 0 and waiting > 0:
+        # A paused queue's jobs wait on purpose, worker or not.
+        if count == 0 and waiting > 0 and not s.paused:
             reasons.append("Jobs are waiting and no worker is connected")
             codes.append(NO_WORKER)
         queues[s.name] = QueueHealth(

@@ -78,7 +78,11 @@ def evaluate(signals: QueueSignals, rules: AlertRules) -> list[Alert]:
             shown = value if isinstance(value, int) else round(value, 4)
             alerts.append(Alert(signals.name, level, message, shown, threshold, rule))
 
-    check("waiting", signals.waiting, rules.waiting, "High number of waiting jobs")
+    # A paused queue's backlog is what pausing does: its own alert says so (a warning),
+    # and the backlog and its age are not counted against it.
+    backlog_counts = not signals.paused
+    if backlog_counts:
+        check("waiting", signals.waiting, rules.waiting, "High number of waiting jobs")
     check("failed", signals.failed, rules.failed, "High number of failed jobs")
     ratio = failure_ratio(signals, rules.failure_ratio_min_jobs)
     check(
@@ -88,7 +92,8 @@ def evaluate(signals: QueueSignals, rules: AlertRules) -> list[Alert]:
         f"High failure ratio over the last {rules.failure_ratio_window_minutes} min",
     )
     age = None if signals.oldest_waiting_s is None else int(signals.oldest_waiting_s)
-    check("oldest_waiting", age, rules.oldest_waiting_seconds, "Oldest waiting job is old (s)")
+    if backlog_counts:
+        check("oldest_waiting", age, rules.oldest_waiting_seconds, "Oldest waiting job is old (s)")
     if rules.paused and signals.paused:
         alerts.append(Alert(signals.name, "warning", "Queue is paused", 1, 1, "paused"))
     return alerts
