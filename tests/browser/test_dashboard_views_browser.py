@@ -150,7 +150,7 @@ def test_lists_show_reason_attempts_duration_and_page(page, api, srv):
     waiting = count(api, "v-idle", "waiting")
     open_list(page, srv, "v-idle", "waiting")
     page.locator("#page-info", has_text=f"1{DASH}25 of {waiting}").wait_for(timeout=10_000)
-    assert page.locator("#jobs-total").inner_text() == f"{waiting} jobs"
+    assert page.locator("#jobs-total").inner_text() == f"{waiting} jobs in this list"
     assert page.locator("#page-prev").is_disabled()
     page.click("#page-next")
     page.locator("#page-info", has_text=f"26{DASH}{min(50, waiting)} of {waiting}").wait_for()
@@ -281,3 +281,25 @@ def test_a_paused_queue_alert_reads_as_words_not_numbers(page, api, srv):
         assert "Queue is paused" in text and "threshold" not in text and ": 1" not in text
     finally:
         api.post("/api/queues/v-idle/resume")
+
+
+def test_a_failed_job_reads_data_and_logs_first_then_whole_traces(page, api, srv):
+    job_id = add_job(api, "v-work", {"fail": True, "n": 7}, attempts=1)
+    wait_job(api, "v-work", "failed", job_id)
+    assert api.post(f"/api/queues/v-work/jobs/{job_id}/retry").status_code == 200
+    wait_for(
+        lambda: api.get(f"/api/queues/v-work/jobs/{job_id}").json()["data"]["attempts"] == 2,
+        timeout=10,
+        what="the retried job to fail again",
+    )
+    page.goto(f"{srv.url}/dashboard#/queue/v-work/job/{job_id}")
+    page.locator("#job-detail .traces").wait_for(timeout=10_000)
+    attempts = page.locator('#job-detail [data-fact="job.attempts"]').inner_text()
+    assert attempts == "2 (1 allowed, then retried by hand)", attempts
+    headings = page.locator("#job-detail h3").all_inner_texts()
+    assert headings.index("Data") < headings.index("Stack traces"), headings
+    assert any(h.startswith("Logs") for h in headings[: headings.index("Stack traces")])
+    max_height = page.locator("#job-detail .traces pre").first.evaluate(
+        "(el) => getComputedStyle(el).maxHeight"
+    )
+    assert max_height == "none"

@@ -711,7 +711,9 @@
   }
 
   function attemptsText(j) {
-    return t("attempts.of", { count: fmtNum(j.attempts), max: fmtNum(maxAttempts(j)) });
+    const vars = { count: fmtNum(j.attempts), max: fmtNum(maxAttempts(j)) };
+    // A failed job retried by hand runs past its attempts: "4 of 3" would read as a bug.
+    return t(j.attempts > maxAttempts(j) ? "attempts.beyond" : "attempts.of", vars);
   }
 
   // The next run of a schedule is a delayed job BullMQ refuses to remove (disable the
@@ -1094,16 +1096,17 @@
       ];
       if (isScheduleRun(j)) parts.push(h("p", { class: "muted", text: t("job.scheduleRun") }));
       if (j.failedReason) parts.push(h("h3", { text: t("job.failedReason") }), longText("failedReason", j.failedReason));
-      if (j.stacktrace && j.stacktrace.length) {
-        parts.push(h("h3", { text: t("job.traces") }), h("p", { class: "muted", text: t("job.tracesHint") }),
-          h("div", { class: "traces" }, traces(j, code, times)));
-      }
+      // What the job was given and what it said first; the traces, long, after them.
       parts.push(h("h3", { text: t("job.data") }), longText("data", pretty(j.data)));
       if (j.returnValue !== null && j.returnValue !== undefined) {
         parts.push(h("h3", { text: t("job.returnValue") }), longText("returnValue", pretty(j.returnValue)));
       }
       parts.push(h("h3", { text: t("job.logs", { count: fmtNum(logData.count) }) }),
         logData.count ? longText("logs", logData.logs.join("\n")) : h("p", { class: "muted", text: t("job.noLogs") }));
+      if (j.stacktrace && j.stacktrace.length) {
+        parts.push(h("h3", { text: t("job.traces") }), h("p", { class: "muted", text: t("job.tracesHint") }),
+          h("div", { class: "traces" }, traces(j, code, times)));
+      }
       parts.push(h("h3", { text: t("job.options") }), longText("opts", pretty(j.opts)));
       return parts;
     });
