@@ -141,7 +141,9 @@ def test_a_frozen_master_then_demoted_does_not_stall_the_worker(tmp_path):
     # Jobs taken after the switch run within seconds, on the new master.
     after = sorted(t for _, t in runs if t > switched_at)
     assert after and after[0] - switched_at < 5, "the worker did not come back within 5 s"
-    gaps = [b - a for a, b in itertools.pairwise(after) if b < switched_at + 30]
+    # While adds went on (afterwards the queue runs dry, and then the drain worker starts).
+    busy_until = min(switched_at + 30, load.stopped_at)
+    gaps = [b - a for a, b in itertools.pairwise(after) if b < busy_until]
     assert max(gaps, default=0) < 5, f"the worker stalled {max(gaps):.1f} s"
     assert not missing, f"{len(missing)} acknowledged jobs lost: {sorted(missing)[:20]}"
     assert len(twice) <= CONCURRENCY, f"jobs run twice: {twice}"

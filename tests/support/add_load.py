@@ -20,6 +20,7 @@ class AddLoad:
         self.url, self.queue, self.runs = url, queue, runs
         self.acked: dict[int, float] = {}
         self.refused = 0
+        self.stopped_at = float("inf")
         self._next = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -51,6 +52,7 @@ class AddLoad:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.stopped_at = time.time()  # no add after this: the queue may run dry
         self._stop.set()
         for thread in self._threads:
             thread.join()

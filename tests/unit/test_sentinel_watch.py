@@ -64,3 +64,20 @@ async def test_a_switch_raises_the_epoch_so_an_older_configuration_never_wins():
     # The same event from the other Sentinels changes nothing.
     await watch.switch(("127.0.0.1", 6380))
     assert watch.epoch == 4 and watch.switches == 1
+
+
+async def test_a_late_attempt_on_the_old_master_holds_nothing():
+    watch = SentinelWatch([A, B], "kkmaster", {})
+    watch._tasks = [asyncio.ensure_future(asyncio.sleep(0))]
+    watch.master = ("127.0.0.1", 6379)
+    await watch._on_event(A, "+switch-master", "kkmaster 127.0.0.1 6379 127.0.0.1 6380")
+    # B noticed the old master's failure late, and tries to fail *it* over.
+    await watch._on_event(B, "+try-failover", "master kkmaster 127.0.0.1 6379")
+    await asyncio.wait_for(watch.ready(), 0.1)
+    # An attempt on the master we follow does hold.
+    await watch._on_event(B, "+try-failover", "master kkmaster 127.0.0.1 6380")
+    waiting = asyncio.ensure_future(watch.ready())
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    waiting.cancel()
+    await watch.close()

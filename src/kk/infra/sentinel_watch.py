@@ -59,6 +59,20 @@ SWITCH = "+switch-master"
 Address = tuple[str, int]
 
 
+def master_address(data: str) -> Address | None:
+    """The address of the master an event is about (`master <name> <ip> <port>`, or the
+    three words after `@`), if it names one."""
+    words = data.split()
+    if "@" in words:
+        words = words[words.index("@") :]
+    elif words and words[0] != "master":
+        return None
+    try:
+        return words[2], int(words[3])
+    except (IndexError, ValueError):
+        return None
+
+
 def master_named(channel: str, data: str) -> str | None:
     """The master an event is about: `+switch-master <name> ...`, `master <name> ...`, or
     `<type> <instance> ... @ <name> <ip> <port>`."""
@@ -218,8 +232,13 @@ class SentinelWatch:
         if channel == SWITCH:
             words = data.split()
             await self.switch((words[3], int(words[4])))
-        else:
-            self._attempt(sentinel, channel)
+            return
+        about = master_address(data)
+        if self.master is not None and about is not None and about != self.master:
+            # A late Sentinel still trying to fail over the master we already left (it
+            # aborts only when its election times out): nothing to hold for.
+            return
+        self._attempt(sentinel, channel)
 
     async def close(self) -> None:
         for task in self._tasks:
